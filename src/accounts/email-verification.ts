@@ -1,0 +1,166 @@
+// Proving an address at sign-up: issuing the link and code, confirming either, resending.
+import type { Transaction } from 'kysely';
+import { type AppContext, messageIdDomain } from '../context.ts';
+import type { Database, User } from '../db/schema.ts';
+import { enqueueEmail } from '../mail/outbox.ts';
+import { checkCode, findByToken, issueVerification, markUsed } from '../tokens/tokens.ts';
+import { isValidEmail, normaliseEmail } from './email.ts';
+import { findUserByEmail } from './user.ts';
+
+export type ConfirmResult =
+  | { status: 'verified'; userId: string }
+  | { status: 'already_verified'; userId: string }
+  | { status: 'expired' }
+  | { status: 'invalid' };
+
+export type CodeResult =
+  | ConfirmResult
+  | { status: 'code_invalid' }
+  | { status: 'too_many_attempts' };
+
+/** Queues the sign-up message with a fresh link and code; older ones for the address stop working. */
+export async function queueSignupVerification(
+  ctx: AppContext,
+  trx: Transaction<Database>,
+  user: Pick<User, 'id' | 'email' | 'email_normalized'>,
+  requestId: string | null,
+): Promise<void> {
+  const now = ctx.clock.now();
+  const { config } = ctx;
+  const { token, code } = await issueVerification(trx, {
+    purpose: 'signup',
+    target: user.email_normalized,
+    userId: user.id,
+    now,
+    linkTtlSeconds: config.ttl.signupLinkSeconds,
+    codeTtlSeconds: config.ttl.codeSeconds,
+    secretKey: config.secretKey,
+    random: ctx.random,
+  });
+  await enqueueEmail(trx, {
+    to: user.email,
+    template: 'verify-email',
+    data: {
+      url: `${config.baseUrl}/verify/${token}`,
+      code,
+      linkMinutes: Math.round(config.ttl.signupLinkSeconds / 60),
+      codeMinutes: Math.round(Math.min(config.ttl.codeSeconds, config.ttl.signupLinkSeconds) / 60),
+    },
+    flow: 'signup',
+    requestId,
+    now,
+    random: ctx.random,
+    messageIdDomain: messageIdDomain(config),
+  });
+}
+
+async function markVerified(
+  trx: Transaction<Database>,
+  userId: string,
+  now: number,
+): Promise<boolean> {
+  const result = await trx
+    .updateTable('users')
+    .set({ email_verified_at: now, updated_at: now })
+    .where('id', '=', userId)
+    .where('email_verified_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+async function isVerified(trx: Transaction<Database>, userId: string | null): Promise<boolean> {
+  if (!userId) return false;
+  const user = await trx
+    .selectFrom('users')
+    .select('email_verified_at')
+    .where('id', '=', userId)
+    .executeTakeFirst();
+  return Boolean(user && user.email_verified_at !== null);
+}
+
+/** Confirms a sign-up by its link token. Only the POST of the confirm page calls this. */
+export async function confirmSignupToken(ctx: AppContext, token: string): Promise<ConfirmResult> {
+  const now = ctx.clock.now();
+  return ctx.db.kysely.transaction().execute(async (trx) => {
+    const found = await findByToken(trx, 'signup', token, now);
+    if (found.status === 'invalid') return { status: 'invalid' };
+    const userId = found.verification.user_id;
+    if (!userId) return { status: 'invalid' };
+    if (found.status === 'used' || found.status === 'expired') {
+      if (await isVerified(trx, userId)) return { status: 'already_verified', userId };
+      return found.status === 'expired' ? { status: 'expired' } : { status: 'invalid' };
+    }
+    if (!(await markUsed(trx, found.verification.id, now))) {
+      return { status: 'already_verified', userId };
+    }
+    const changed = await markVerified(trx, userId, now);
+    return { status: changed ? 'verified' : 'already_verified', userId };
+  });
+}
+
+/** Confirms a sign-up by the code typed on another device. Wrong codes count against the secret. */
+export async function confirmSignupCode(
+  ctx: AppContext,
+  email: string,
+  code: string,
+): Promise<CodeResult> {
+  const now = ctx.clock.now();
+  const result = await ctx.db.kysely.transaction().execute(async (trx): Promise<CodeResult> => {
+    const checked = await checkCode(trx, {
+      purpose: 'signup',
+      target: normaliseEmail(email),
+      code,
+      now,
+      secretKey: ctx.config.secretKey,
+      maxAttempts: ctx.config.codeMaxAttempts,
+    });
+    switch (checked.status) {
+      case 'invalid':
+        return { status: 'code_invalid' };
+      case 'too_many_attempts':
+        return { status: 'too_many_attempts' };
+      case 'expired':
+        return { status: 'expired' };
+      case 'used': {
+        const userId = checked.verification.user_id;
+        return userId && (await isVerified(trx, userId))
+          ? { status: 'already_verified', userId }
+          : { status: 'code_invalid' };
+      }
+      case 'valid': {
+        const userId = checked.verification.user_id;
+        if (!userId || !(await markUsed(trx, checked.verification.id, now))) {
+          return { status: 'code_invalid' };
+        }
+        const changed = await markVerified(trx, userId, now);
+        return { status: changed ? 'verified' : 'already_verified', userId };
+      }
+    }
+  });
+  return result;
+}
+
+/**
+ * Sends a new link and code when the address has an unverified account. The caller answers the
+ * same whatever happens here, so nobody learns whether the address has an account.
+ */
+export async function resendSignupVerification(
+  ctx: AppContext,
+  email: string,
+  requestId: string | null,
+): Promise<void> {
+  if (!isValidEmail(email)) return;
+  const queued = await ctx.db.kysely.transaction().execute(async (trx) => {
+    const user = await findUserByEmail(trx, email);
+    if (!user || user.email_verified_at !== null) return false;
+    await queueSignupVerification(ctx, trx, user, requestId);
+    return true;
+  });
+  if (queued) ctx.mailQueued();
+}
+
+/** The address behind a link (expired or used), so its owner can get a new one without typing it. */
+export async function targetOfToken(ctx: AppContext, token: string): Promise<string | null> {
+  const found = await findByToken(ctx.db.kysely, 'signup', token, ctx.clock.now());
+  return found.status === 'invalid' ? null : found.verification.target;
+}

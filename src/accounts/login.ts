@@ -1,0 +1,30 @@
+import type { AppContext } from '../context.ts';
+import type { User } from '../db/schema.ts';
+import { isValidEmail } from './email.ts';
+import { verifyAgainstDummy, verifyPassword } from './password.ts';
+import { createSession } from './session.ts';
+import { findUserByEmail } from './user.ts';
+
+export type LoginResult =
+  | { status: 'ok'; user: User; sessionToken: string; expiresAt: number }
+  | { status: 'invalid_credentials' }
+  | { status: 'email_not_verified' };
+
+export async function logIn(
+  ctx: AppContext,
+  input: { email: string; password: string },
+): Promise<LoginResult> {
+  const user = isValidEmail(input.email)
+    ? await findUserByEmail(ctx.db.kysely, input.email)
+    : undefined;
+  const ok = user
+    ? await verifyPassword(user.password_hash, input.password)
+    : await verifyAgainstDummy(input.password);
+  if (!user || !ok) return { status: 'invalid_credentials' };
+  // Only someone who knows the password learns that the address is unverified.
+  if (ctx.config.requireVerifiedLogin && user.email_verified_at === null) {
+    return { status: 'email_not_verified' };
+  }
+  const { token, expiresAt } = await createSession(ctx, user.id);
+  return { status: 'ok', user, sessionToken: token, expiresAt };
+}

@@ -1,0 +1,78 @@
+// Passwords per NIST SP 800-63B-4: a minimum length, a generous maximum, no composition rules,
+// a check against common passwords, NFKC normalisation, never truncated; argon2id to store.
+import { type Algorithm, hash, verify } from '@node-rs/argon2';
+import { dictionary } from '@zxcvbn-ts/language-common';
+
+export const MAX_PASSWORD_LENGTH = 256;
+
+// OWASP's minimum for argon2id: 19 MiB of memory, 2 passes, 1 lane.
+const ARGON2ID_OPTIONS = {
+  algorithm: 2 as Algorithm, // Argon2id
+  memoryCost: 19_456,
+  timeCost: 2,
+  parallelism: 1,
+};
+
+const commonPasswords = new Set(
+  (dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()),
+);
+
+export type PasswordProblem =
+  | { code: 'password_too_short'; message: string }
+  | { code: 'password_too_long'; message: string }
+  | { code: 'password_common'; message: string };
+
+export function normalisePassword(password: string): string {
+  return password.normalize('NFKC');
+}
+
+/** Returns the first problem with a new password, or null when it is acceptable. */
+export function checkNewPassword(
+  password: string,
+  options: { minLength: number; email?: string },
+): PasswordProblem | null {
+  const normalised = normalisePassword(password);
+  const length = [...normalised].length;
+  if (length < options.minLength) {
+    return {
+      code: 'password_too_short',
+      message: `Use at least ${options.minLength} characters. A few words together make a strong password that is easy to remember.`,
+    };
+  }
+  if (length > MAX_PASSWORD_LENGTH) {
+    return {
+      code: 'password_too_long',
+      message: `Use at most ${MAX_PASSWORD_LENGTH} characters.`,
+    };
+  }
+  const lower = normalised.toLowerCase();
+  if (commonPasswords.has(lower) || (options.email && lower === options.email.toLowerCase())) {
+    return {
+      code: 'password_common',
+      message: 'This password is too common or too easy to guess. Choose another one.',
+    };
+  }
+  return null;
+}
+
+/** Hashes on libuv's thread pool, so the event loop keeps serving requests. */
+export function hashPassword(password: string): Promise<string> {
+  return hash(normalisePassword(password), ARGON2ID_OPTIONS);
+}
+
+export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+  try {
+    return await verify(passwordHash, normalisePassword(password));
+  } catch {
+    return false;
+  }
+}
+
+let dummyHash: Promise<string> | null = null;
+
+/** Spends the same time as a real check, so an unknown address answers as slowly as a known one. */
+export async function verifyAgainstDummy(password: string): Promise<false> {
+  dummyHash ??= hashPassword('mailproof-dummy-password-for-timing');
+  await verifyPassword(await dummyHash, password);
+  return false;
+}

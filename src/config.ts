@@ -1,0 +1,314 @@
+// The only module that reads the process environment. Everything else receives a Config.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+
+export const DEV_SECRET_KEY = 'mailproof-development-secret-do-not-use-in-production';
+const MIN_PRODUCTION_SECRET_LENGTH = 32;
+
+export interface RateLimitRule {
+  points: number;
+  durationSeconds: number;
+}
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  isProduction: boolean;
+  appName: string;
+  brandColor: string;
+  secretKey: string;
+  baseUrl: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl: string;
+  logLevel: string;
+  trustProxy: boolean;
+  mail: {
+    server: string | null;
+    port: number;
+    useTls: boolean;
+    useSsl: boolean;
+    username: string | null;
+    password: string | null;
+    defaultSender: string;
+    maxAttempts: number;
+  };
+  inbox: {
+    enabled: boolean;
+    smtpPort: number;
+    smtpHost: string;
+    retainMessages: number;
+  };
+  contactTo: string | null;
+  passwordMinLength: number;
+  requireVerifiedLogin: boolean;
+  ttl: {
+    signupLinkSeconds: number;
+    codeSeconds: number;
+    sessionSeconds: number;
+  };
+  codeMaxAttempts: number;
+  rateLimits: {
+    enabled: boolean;
+    signupPerClient: RateLimitRule;
+    signupPerAddress: RateLimitRule;
+    resendPerClient: RateLimitRule;
+    resendPerAddress: RateLimitRule;
+    loginPerClient: RateLimitRule;
+    loginPerAddress: RateLimitRule;
+    verifyPerClient: RateLimitRule;
+  };
+}
+
+/** Raised for any invalid or missing setting; its message names the variable and is safe to print. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+export interface LoadConfigOptions {
+  env?: Env;
+  /** Path of a .env file to read; values already in `env` win. `false` reads none. */
+  dotenvPath?: string | false;
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const processEnv = options.env ?? process.env;
+  const dotenvPath = options.dotenvPath === undefined ? path.resolve('.env') : options.dotenvPath;
+  const fileEnv = dotenvPath && existsSync(dotenvPath) ? parseDotenv(readFileSync(dotenvPath)) : {};
+  const env: Env = { ...fileEnv, ...processEnv };
+  return buildConfig(new EnvReader(env));
+}
+
+class EnvReader {
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const value = this.env[name];
+    if (value === undefined) return undefined;
+    const trimmed = value.trim();
+    return trimmed === '' ? undefined : trimmed;
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  optional(name: string): string | null {
+    return this.raw(name) ?? null;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const lower = value.toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(lower)) return true;
+    if (['0', 'false', 'no', 'off'].includes(lower)) return false;
+    throw new ConfigError(`${name} must be true or false, got "${value}"`);
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+    }
+    return Number(value);
+  }
+
+  port(name: string, fallback: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^\d+$/.test(value) || Number(value) > 65535) {
+      throw new ConfigError(`${name} must be a port number (0-65535), got "${value}"`);
+    }
+    return Number(value);
+  }
+
+  duration(name: string, fallbackSeconds: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallbackSeconds;
+    const seconds = parseDuration(value);
+    if (seconds === null || seconds <= 0) {
+      throw new ConfigError(
+        `${name} must be a duration such as 90s, 15m, 1h or 7d (or seconds), got "${value}"`,
+      );
+    }
+    return seconds;
+  }
+
+  rateLimit(name: string, fallback: string): RateLimitRule {
+    const value = this.raw(name) ?? fallback;
+    const match = /^(\d+)\s*\/\s*(\S+)$/.exec(value);
+    const durationSeconds = match?.[2] ? parseDuration(match[2]) : null;
+    if (!match || durationSeconds === null || Number(match[1]) < 1 || durationSeconds <= 0) {
+      throw new ConfigError(
+        `${name} must be a limit such as 5/15m (5 per 15 minutes), got "${value}"`,
+      );
+    }
+    return { points: Number(match[1]), durationSeconds };
+  }
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+export function parseDuration(value: string): number | null {
+  const match = /^(\d+)\s*([smhd]?)$/i.exec(value.trim());
+  if (!match?.[1]) return null;
+  const unit = (match[2] ?? '').toLowerCase() || 's';
+  return Number(match[1]) * (DURATION_UNITS[unit] ?? 1);
+}
+
+function buildConfig(read: EnvReader): Config {
+  const nodeEnv = read.string('NODE_ENV', 'development');
+  if (!['development', 'production', 'test'].includes(nodeEnv)) {
+    throw new ConfigError(`NODE_ENV must be development, production or test, got "${nodeEnv}"`);
+  }
+  const env = nodeEnv as Config['env'];
+  const isProduction = env === 'production';
+
+  const port = read.port('PORT', 3000);
+  const host = read.string('HOST', '127.0.0.1');
+  const dataDir = path.resolve(read.string('DATA_DIR', './data'));
+
+  const secretKey = read.optional('SECRET_KEY') ?? DEV_SECRET_KEY;
+  if (isProduction && secretKey === DEV_SECRET_KEY) {
+    throw new ConfigError('SECRET_KEY must be set in production (a long random value)');
+  }
+  if (isProduction && secretKey.length < MIN_PRODUCTION_SECRET_LENGTH) {
+    throw new ConfigError(
+      `SECRET_KEY must be at least ${MIN_PRODUCTION_SECRET_LENGTH} characters in production`,
+    );
+  }
+
+  const baseUrl = readBaseUrl(read, isProduction, port);
+  const databaseUrl = readDatabaseUrl(read, dataDir);
+
+  const mailServer = read.optional('MAIL_SERVER');
+  const useTls = read.bool('MAIL_USE_TLS', false);
+  const useSsl = read.bool('MAIL_USE_SSL', false);
+  if (useTls && useSsl) {
+    throw new ConfigError(
+      'MAIL_USE_TLS and MAIL_USE_SSL are both true; choose STARTTLS (MAIL_USE_TLS) or implicit TLS (MAIL_USE_SSL)',
+    );
+  }
+  if (isProduction && !mailServer) {
+    throw new ConfigError('MAIL_SERVER must be set in production (your SMTP provider)');
+  }
+  const defaultSender = read.string(
+    'MAIL_DEFAULT_SENDER',
+    `Mailproof <no-reply@${new URL(baseUrl).hostname}>`,
+  );
+  if (!/@[^@\s>]+>?$/.test(defaultSender)) {
+    throw new ConfigError(
+      `MAIL_DEFAULT_SENDER must be an address such as "Site <no-reply@example.com>", got "${defaultSender}"`,
+    );
+  }
+
+  const passwordMinLength = read.int('PASSWORD_MIN_LENGTH', 15, 8, 64);
+  const rateLimitsSetting = read.string('RATE_LIMITS', 'on').toLowerCase();
+  if (!['on', 'off'].includes(rateLimitsSetting)) {
+    throw new ConfigError(`RATE_LIMITS must be on or off, got "${rateLimitsSetting}"`);
+  }
+
+  return {
+    env,
+    isProduction,
+    appName: read.string('APP_NAME', 'Mailproof'),
+    brandColor: readColor(read),
+    secretKey,
+    baseUrl,
+    host,
+    port,
+    dataDir,
+    databaseUrl,
+    logLevel: read.string('LOG_LEVEL', env === 'test' ? 'silent' : 'info'),
+    trustProxy: read.bool('TRUST_PROXY', false),
+    mail: {
+      server: mailServer,
+      port: read.port('MAIL_PORT', useSsl ? 465 : 587),
+      useTls,
+      useSsl,
+      username: read.optional('MAIL_USERNAME'),
+      password: read.optional('MAIL_PASSWORD'),
+      defaultSender,
+      maxAttempts: read.int('MAIL_MAX_ATTEMPTS', 8, 1, 100),
+    },
+    inbox: {
+      enabled: read.bool('INBOX_ENABLED', !isProduction),
+      smtpPort: read.port('INBOX_SMTP_PORT', 2525),
+      smtpHost: read.string('INBOX_SMTP_HOST', '127.0.0.1'),
+      retainMessages: read.int('INBOX_RETAIN_MESSAGES', 5000, 10, 10_000_000),
+    },
+    contactTo: read.optional('CONTACT_TO'),
+    passwordMinLength,
+    requireVerifiedLogin: read.bool('REQUIRE_VERIFIED_LOGIN', false),
+    ttl: {
+      signupLinkSeconds: read.duration('SIGNUP_LINK_TTL', 3600),
+      codeSeconds: Math.min(read.duration('CODE_TTL', 600), 600),
+      sessionSeconds: read.duration('SESSION_TTL', 30 * 86400),
+    },
+    codeMaxAttempts: read.int('CODE_MAX_ATTEMPTS', 5, 1, 5),
+    rateLimits: {
+      enabled: rateLimitsSetting === 'on',
+      signupPerClient: read.rateLimit('RATE_LIMIT_SIGNUP_CLIENT', '30/1h'),
+      signupPerAddress: read.rateLimit('RATE_LIMIT_SIGNUP_ADDRESS', '3/1h'),
+      resendPerClient: read.rateLimit('RATE_LIMIT_RESEND_CLIENT', '20/1h'),
+      resendPerAddress: read.rateLimit('RATE_LIMIT_RESEND_ADDRESS', '1/1m'),
+      loginPerClient: read.rateLimit('RATE_LIMIT_LOGIN_CLIENT', '30/5m'),
+      loginPerAddress: read.rateLimit('RATE_LIMIT_LOGIN_ADDRESS', '10/15m'),
+      verifyPerClient: read.rateLimit('RATE_LIMIT_VERIFY_CLIENT', '60/5m'),
+    },
+  };
+}
+
+function readColor(read: EnvReader): string {
+  const value = read.string('BRAND_COLOR', '#2f5bd3');
+  if (!/^#[0-9a-fA-F]{6}$/.test(value)) {
+    throw new ConfigError(`BRAND_COLOR must be a colour such as #2f5bd3, got "${value}"`);
+  }
+  return value;
+}
+
+function readBaseUrl(read: EnvReader, isProduction: boolean, port: number): string {
+  const value = read.optional('BASE_URL');
+  if (!value) {
+    if (isProduction) {
+      throw new ConfigError(
+        'BASE_URL must be set in production (the public origin, e.g. https://example.com)',
+      );
+    }
+    return `http://localhost:${port}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`BASE_URL must be an absolute http(s) URL, got "${value}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`BASE_URL must be an absolute http(s) URL, got "${value}"`);
+  }
+  return url.origin + url.pathname.replace(/\/+$/, '');
+}
+
+function readDatabaseUrl(read: EnvReader, dataDir: string): string {
+  const value = read.optional('DATABASE_URL');
+  if (!value) return `sqlite:${path.join(dataDir, 'mailproof.db')}`;
+  if (/^sqlite:/.test(value) || /^postgres(ql)?:\/\//.test(value)) return value;
+  if (/^mysql:\/\//.test(value)) {
+    throw new ConfigError(
+      'DATABASE_URL: MySQL/MariaDB is not supported yet in this version; use sqlite:... or postgres://...',
+    );
+  }
+  throw new ConfigError(
+    'DATABASE_URL must start with sqlite:, postgres:// or postgresql:// (the value is not shown because it may hold a password)',
+  );
+}
+
+/** Settings that must never reach a log line, an error or a page. */
+export function secretValues(config: Config): string[] {
+  return [config.secretKey, config.mail.password].filter((v): v is string => Boolean(v));
+}

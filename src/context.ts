@@ -1,0 +1,21 @@
+import type { Logger } from 'pino';
+import type { Clock, Random } from './clock.ts';
+import type { Config } from './config.ts';
+import type { Db } from './db/index.ts';
+import type { Branding } from './mail/templates/index.ts';
+
+/** What the domain functions need; built once at start-up, replaced piecemeal in tests. */
+export interface AppContext {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  branding: Branding;
+  /** Called after a transaction that queued mail has committed: wakes the outbox worker. */
+  mailQueued(): void;
+}
+
+export function messageIdDomain(config: Config): string {
+  return new URL(config.baseUrl).hostname;
+}

@@ -1,0 +1,71 @@
+// The single source of truth for table shapes; every query is checked against it.
+import type { Generated, Insertable, Selectable } from 'kysely';
+
+/** Times are milliseconds since the epoch (BIGINT), the same in every dialect. */
+export interface UsersTable {
+  id: string;
+  email: string;
+  email_normalized: string;
+  password_hash: string;
+  email_verified_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type VerificationPurpose = 'signup' | 'contact' | 'reset' | 'email_change';
+
+/** One live secret per (purpose, target): a link token and a code, both stored only as hashes. */
+export interface VerificationsTable {
+  id: string;
+  purpose: VerificationPurpose;
+  target: string;
+  user_id: string | null;
+  token_hash: string;
+  code_hash: string;
+  code_attempts: Generated<number>;
+  expires_at: number;
+  code_expires_at: number;
+  used_at: number | null;
+  created_at: number;
+}
+
+export interface SessionsTable {
+  id_hash: string;
+  user_id: string;
+  created_at: number;
+  expires_at: number;
+  last_seen_at: number;
+}
+
+export type OutboxStatus = 'pending' | 'sent' | 'dead';
+
+export interface OutboxTable {
+  id: string;
+  message_id: string;
+  to_address: string;
+  template: string;
+  /** Template data; cleared once sent, since it may carry a one-time link. */
+  payload: string | null;
+  flow: string;
+  request_id: string | null;
+  status: OutboxStatus;
+  attempts: Generated<number>;
+  next_attempt_at: number;
+  locked_until: number | null;
+  locked_by: string | null;
+  last_error: string | null;
+  created_at: number;
+  sent_at: number | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  verifications: VerificationsTable;
+  sessions: SessionsTable;
+  outbox: OutboxTable;
+}
+
+export type User = Selectable<UsersTable>;
+export type Verification = Selectable<VerificationsTable>;
+export type OutboxRow = Selectable<OutboxTable>;
+export type NewOutboxRow = Insertable<OutboxTable>;

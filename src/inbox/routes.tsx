@@ -1,0 +1,274 @@
+// The inbox UI at /_inbox and its JSON API at /_inbox/api.
+import formbody from '@fastify/formbody';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { AppContext } from '../context.ts';
+import { sendApiError } from '../web/errors.ts';
+import { pageContext, sendPage } from '../web/pages.tsx';
+import { Csrf, Layout, type PageContext } from '../web/views/layout.tsx';
+import type { InboxStore, MessageDetail, MessageSummary } from './store.ts';
+
+export interface InboxRouteOptions {
+  ctx: AppContext;
+  inbox: InboxStore;
+}
+
+const MAX_WAIT_MS = 60_000;
+const idParam = z.object({ id: z.coerce.number().int().positive() });
+
+// The message's own HTML is shown in a sandboxed frame: no scripts, no same-origin access.
+const MESSAGE_HTML_CSP =
+  "default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline'; font-src data: http: https:; frame-ancestors 'self'; sandbox";
+
+export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
+  app,
+  { ctx, inbox },
+) => {
+  await app.register(formbody, { bodyLimit: 4 * 1024 });
+
+  app.get(
+    '/api/messages',
+    {
+      schema: {
+        querystring: z.object({
+          to: z.string().max(320).optional(),
+          q: z.string().max(200).optional(),
+          scope: z.string().max(100).optional(),
+          limit: z.coerce.number().int().min(1).max(500).optional(),
+        }),
+      },
+    },
+    async (request) => {
+      const { to, q, limit } = request.query;
+      return { messages: inbox.list({ to, q, limit }) };
+    },
+  );
+
+  app.get('/api/messages/:id', { schema: { params: idParam } }, async (request, reply) => {
+    const message = inbox.get(request.params.id);
+    if (!message) return sendApiError(reply, 404, 'message_not_found', 'No message with this id.');
+    return message;
+  });
+
+  app.get(
+    '/api/latest',
+    {
+      schema: {
+        querystring: z.object({
+          to: z.string().min(3).max(320),
+          wait: z.coerce.number().int().min(0).max(MAX_WAIT_MS).optional(),
+          since: z.coerce.number().int().min(0).optional(),
+        }),
+      },
+    },
+    async (request, reply) => {
+      const { to, wait = 0, since = 0 } = request.query;
+      const message = await inbox.waitForLatest(to, wait, since);
+      if (!message) {
+        return sendApiError(reply, 404, 'message_not_found', `No message to ${to} arrived.`);
+      }
+      return message;
+    },
+  );
+
+  app.delete('/api/messages', async () => ({ deleted: inbox.deleteAll() }));
+
+  app.delete('/api/messages/:id', { schema: { params: idParam } }, async (request, reply) => {
+    if (!inbox.delete(request.params.id)) {
+      return sendApiError(reply, 404, 'message_not_found', 'No message with this id.');
+    }
+    return { deleted: 1 };
+  });
+
+  app.get('/', async (request, reply) => {
+    const query = request.query as { q?: string };
+    const q = typeof query.q === 'string' ? query.q.slice(0, 200) : '';
+    const page = await pageContext(ctx, request, reply);
+    return sendPage(reply, <InboxList ctx={page} messages={inbox.list({ q, limit: 200 })} q={q} />);
+  });
+
+  app.get('/messages/:id', { schema: { params: idParam } }, async (request, reply) => {
+    const message = inbox.get(request.params.id);
+    if (!message) return reply.callNotFound();
+    inbox.markRead(message.id);
+    const page = await pageContext(ctx, request, reply);
+    return sendPage(reply, <InboxMessage ctx={page} message={message} />);
+  });
+
+  app.get('/messages/:id/html', { schema: { params: idParam } }, async (request, reply) => {
+    const message = inbox.get(request.params.id);
+    if (!message) return reply.callNotFound();
+    return reply
+      .header('Content-Security-Policy', MESSAGE_HTML_CSP)
+      .header('X-Frame-Options', 'SAMEORIGIN')
+      .type('text/html; charset=utf-8')
+      .send(message.html ?? '<p>This message has no HTML part.</p>');
+  });
+
+  app.get('/messages/:id/raw', { schema: { params: idParam } }, async (request, reply) => {
+    const raw = inbox.raw(request.params.id);
+    if (!raw) return reply.callNotFound();
+    return reply
+      .type('message/rfc822')
+      .header('Content-Disposition', `attachment; filename="message-${request.params.id}.eml"`)
+      .send(raw);
+  });
+
+  app.post(
+    '/messages/:id/delete',
+    { schema: { params: idParam }, preHandler: app.csrfProtection },
+    async (request, reply) => {
+      inbox.delete(request.params.id);
+      return reply.redirect('/_inbox', 303);
+    },
+  );
+
+  app.post('/delete-all', { preHandler: app.csrfProtection }, async (_request, reply) => {
+    inbox.deleteAll();
+    return reply.redirect('/_inbox', 303);
+  });
+};
+
+function InboxList(props: { ctx: PageContext; messages: MessageSummary[]; q: string }) {
+  return (
+    <Layout ctx={props.ctx} title="Inbox">
+      <section class="inbox" aria-labelledby="inbox-title">
+        <div class="inbox-head">
+          <h1 id="inbox-title">Inbox</h1>
+          <search class="search">
+            <form method="get" action="/_inbox">
+              <label for="inbox-q" class="visually-hidden">
+                Search messages
+              </label>
+              <input
+                id="inbox-q"
+                name="q"
+                type="search"
+                value={props.q}
+                placeholder="Recipient, subject or text"
+              />
+              <button type="submit" class="button secondary">
+                Search
+              </button>
+            </form>
+          </search>
+          {props.messages.length > 0 ? (
+            <form method="post" action="/_inbox/delete-all">
+              <Csrf token={props.ctx.csrfToken} />
+              <button type="submit" class="button danger">
+                Delete all
+              </button>
+            </form>
+          ) : null}
+        </div>
+        {props.messages.length === 0 ? (
+          <div class="empty">
+            <p>
+              <strong>{props.q ? 'No message matches your search.' : 'No messages yet.'}</strong>
+            </p>
+            <p>
+              Every email this app sends appears here. Other apps can send to this inbox over SMTP
+              too.
+            </p>
+          </div>
+        ) : (
+          <ul class="messages">
+            {props.messages.map((m) => (
+              <li key={m.id} class={m.read ? 'message read' : 'message unread'}>
+                <a href={`/_inbox/messages/${m.id}`}>
+                  <span class="to">{m.to.join(', ')}</span>
+                  <span class="subject">
+                    {m.read ? null : <span class="visually-hidden">Unread: </span>}
+                    {m.subject || '(no subject)'}
+                  </span>
+                  <span class="snippet">{m.snippet}</span>
+                  <time dateTime={m.receivedAt}>{m.receivedAt.replace('T', ' ').slice(0, 19)}</time>
+                </a>
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+    </Layout>
+  );
+}
+
+function InboxMessage(props: { ctx: PageContext; message: MessageDetail }) {
+  const m = props.message;
+  return (
+    <Layout ctx={props.ctx} title={m.subject || 'Message'}>
+      <article class="inbox-message" aria-labelledby="message-title">
+        <p>
+          <a href="/_inbox">← All messages</a>
+        </p>
+        <h1 id="message-title">{m.subject || '(no subject)'}</h1>
+        <dl class="details">
+          <dt>From</dt>
+          <dd>{m.from}</dd>
+          <dt>To</dt>
+          <dd>{m.to.join(', ')}</dd>
+          <dt>Received</dt>
+          <dd>{m.receivedAt}</dd>
+          {m.verification.url ? (
+            <>
+              <dt>Verification link</dt>
+              <dd>
+                <a href={m.verification.url} class="verification-link">
+                  {m.verification.url}
+                </a>
+              </dd>
+            </>
+          ) : null}
+          {m.verification.code ? (
+            <>
+              <dt>Code</dt>
+              <dd>
+                <code class="verification-code">{m.verification.code}</code>
+              </dd>
+            </>
+          ) : null}
+          {m.provenance ? (
+            <>
+              <dt>Sent by</dt>
+              <dd>
+                template <code>{m.provenance.template}</code>, flow <code>{m.provenance.flow}</code>
+                , attempt {m.provenance.attempt}
+              </dd>
+            </>
+          ) : null}
+        </dl>
+        <div class="actions">
+          <a class="button secondary" href={`/_inbox/messages/${m.id}/raw`} download>
+            Download .eml
+          </a>
+          <form method="post" action={`/_inbox/messages/${m.id}/delete`} class="inline">
+            <Csrf token={props.ctx.csrfToken} />
+            <button type="submit" class="button danger">
+              Delete
+            </button>
+          </form>
+        </div>
+        <h2>HTML</h2>
+        <iframe
+          class="message-frame"
+          title="HTML part of the message"
+          src={`/_inbox/messages/${m.id}/html`}
+          sandbox=""
+        />
+        <h2>Text</h2>
+        <pre class="message-text">{m.text ?? '(no text part)'}</pre>
+        <h2>Headers</h2>
+        <table class="headers">
+          <tbody>
+            {m.headers.map((h, i) => (
+              <tr key={`${h.name}-${i}`}>
+                <th scope="row">{h.name}</th>
+                <td>{h.value}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </article>
+    </Layout>
+  );
+}

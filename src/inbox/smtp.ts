@@ -1,0 +1,67 @@
+// The catcher's SMTP listener, so other applications can use the inbox as their mail catcher.
+import { SMTPServer } from 'smtp-server';
+import type { InboxStore } from './store.ts';
+
+export interface CatcherOptions {
+  host: string;
+  port: number;
+  maxMessageBytes?: number;
+}
+
+export interface Catcher {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startSmtpCatcher(
+  store: InboxStore,
+  options: CatcherOptions,
+): Promise<Catcher> {
+  const maxMessageBytes = options.maxMessageBytes ?? 25 * 1024 * 1024;
+  const server = new SMTPServer({
+    name: 'mailproof-inbox',
+    banner: 'Mailproof inbox (catches all mail, relays none)',
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    // Reverse DNS stalls on a machine without network access.
+    disableReverseLookup: true,
+    size: maxMessageBytes,
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) {
+          callback(
+            Object.assign(new Error('Message exceeds the size limit'), { responseCode: 552 }),
+          );
+          return;
+        }
+        const envelope = {
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : null,
+          to: session.envelope.rcptTo.map((r) => r.address),
+        };
+        store.ingest(Buffer.concat(chunks), envelope).then(
+          () => callback(),
+          () =>
+            callback(
+              Object.assign(new Error('Could not store the message'), { responseCode: 451 }),
+            ),
+        );
+      });
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', () => {});
+  const address = server.server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : options.port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

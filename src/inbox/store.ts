@@ -1,0 +1,297 @@
+// The inbox keeps every caught message in its own SQLite file under DATA_DIR.
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { simpleParser } from 'mailparser';
+import { extractLinks, extractVerification, type Verification } from './extract.ts';
+
+export interface Provenance {
+  template: string;
+  flow: string;
+  requestId: string | null;
+  outboxId: string;
+  attempt: number;
+}
+
+export interface MessageSummary {
+  id: number;
+  receivedAt: string;
+  messageId: string | null;
+  from: string;
+  to: string[];
+  subject: string;
+  size: number;
+  read: boolean;
+  snippet: string;
+}
+
+export interface MessageDetail extends MessageSummary {
+  headers: Array<{ name: string; value: string }>;
+  text: string | null;
+  html: string | null;
+  links: string[];
+  verification: Verification;
+  provenance: Provenance | null;
+}
+
+export interface Envelope {
+  from: string | null;
+  to: string[];
+}
+
+export interface ListOptions {
+  to?: string;
+  q?: string;
+  limit?: number;
+}
+
+interface Row {
+  id: number;
+  received_at: number;
+  message_id: string | null;
+  sender: string;
+  recipients: string;
+  subject: string;
+  size: number;
+  read_at: number | null;
+  snippet: string;
+  headers: string;
+  text: string | null;
+  html: string | null;
+  links: string;
+  verification_url: string | null;
+  verification_code: string | null;
+  provenance: string | null;
+}
+
+const SUMMARY_COLUMNS =
+  'id, received_at, message_id, sender, recipients, subject, size, read_at, snippet';
+
+export interface InboxStore {
+  ingest(raw: Buffer, envelope: Envelope, provenance?: Provenance | null): Promise<number>;
+  list(options?: ListOptions): MessageSummary[];
+  get(id: number): MessageDetail | null;
+  raw(id: number): Buffer | null;
+  latestFor(address: string): MessageDetail | null;
+  waitForLatest(address: string, waitMs: number, since?: number): Promise<MessageDetail | null>;
+  markRead(id: number): void;
+  delete(id: number): boolean;
+  deleteAll(): number;
+  count(): number;
+  events: EventEmitter;
+  close(): void;
+}
+
+export function openInboxStore(dataDir: string, options: { retain: number }): InboxStore {
+  const file = dataDir === ':memory:' ? ':memory:' : path.join(dataDir, 'inbox.db');
+  if (file !== ':memory:') mkdirSync(dataDir, { recursive: true });
+  const db = new SQLite(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS messages (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      received_at INTEGER NOT NULL,
+      message_id TEXT,
+      sender TEXT NOT NULL,
+      recipients TEXT NOT NULL,
+      recipients_search TEXT NOT NULL,
+      subject TEXT NOT NULL,
+      size INTEGER NOT NULL,
+      read_at INTEGER,
+      snippet TEXT NOT NULL,
+      headers TEXT NOT NULL,
+      text TEXT,
+      html TEXT,
+      links TEXT NOT NULL,
+      verification_url TEXT,
+      verification_code TEXT,
+      provenance TEXT,
+      raw BLOB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS messages_recipients ON messages(recipients_search);
+  `);
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+
+  const insert = db.prepare(`INSERT INTO messages (received_at, message_id, sender, recipients,
+    recipients_search, subject, size, read_at, snippet, headers, text, html, links,
+    verification_url, verification_code, provenance, raw)
+    VALUES (@received_at, @message_id, @sender, @recipients, @recipients_search, @subject, @size,
+    NULL, @snippet, @headers, @text, @html, @links, @verification_url, @verification_code,
+    @provenance, @raw)`);
+  const trim = db.prepare(
+    'DELETE FROM messages WHERE id <= (SELECT id FROM messages ORDER BY id DESC LIMIT 1 OFFSET ?)',
+  );
+  const selectOne = db.prepare<[number], Row>('SELECT * FROM messages WHERE id = ?');
+  const selectLatest = db.prepare<[string], Row>(
+    "SELECT * FROM messages WHERE recipients_search LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT 1",
+  );
+
+  async function ingest(
+    raw: Buffer,
+    envelope: Envelope,
+    provenance: Provenance | null = null,
+  ): Promise<number> {
+    const parsed = await simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true });
+    const headerTo = addressesOf(parsed.to);
+    const recipients = unique([...envelope.to, ...headerTo].map((a) => a.toLowerCase()));
+    const html = typeof parsed.html === 'string' ? parsed.html : null;
+    const text = parsed.text ?? null;
+    const links = extractLinks(html, text);
+    const verification = extractVerification(links, text);
+    const headers = parsed.headerLines.map((line) => ({
+      name: line.key,
+      value: line.line.slice(line.line.indexOf(':') + 1).trim(),
+    }));
+    const result = insert.run({
+      received_at: Date.now(),
+      message_id: parsed.messageId ?? null,
+      sender: parsed.from?.text ?? envelope.from ?? '',
+      recipients: JSON.stringify(recipients),
+      recipients_search: `\n${recipients.join('\n')}\n`,
+      subject: parsed.subject ?? '',
+      size: raw.length,
+      snippet: (text ?? '').replace(/\s+/g, ' ').trim().slice(0, 140),
+      headers: JSON.stringify(headers),
+      text,
+      html,
+      links: JSON.stringify(links),
+      verification_url: verification.url,
+      verification_code: verification.code,
+      provenance: provenance ? JSON.stringify(provenance) : null,
+      raw,
+    });
+    const id = Number(result.lastInsertRowid);
+    trim.run(options.retain);
+    events.emit('message', { id, recipients });
+    return id;
+  }
+
+  function latestFor(address: string): MessageDetail | null {
+    const row = selectLatest.get(`%\n${escapeLike(address.trim().toLowerCase())}\n%`);
+    return row ? toDetail(row) : null;
+  }
+
+  function waitForLatest(
+    address: string,
+    waitMs: number,
+    since = 0,
+  ): Promise<MessageDetail | null> {
+    const current = latestFor(address);
+    if ((current && current.id > since) || waitMs <= 0)
+      return Promise.resolve(current && current.id > since ? current : null);
+    const wanted = address.trim().toLowerCase();
+    return new Promise((resolve) => {
+      const onMessage = (event: { id: number; recipients: string[] }) => {
+        if (!event.recipients.includes(wanted)) return;
+        finish(selectOne.get(event.id) ?? null);
+      };
+      const timer = setTimeout(() => finish(null), waitMs);
+      function finish(row: Row | null) {
+        clearTimeout(timer);
+        events.off('message', onMessage);
+        resolve(row ? toDetail(row) : null);
+      }
+      events.on('message', onMessage);
+    });
+  }
+
+  return {
+    ingest,
+    list({ to, q, limit = 50 } = {}) {
+      const where: string[] = [];
+      const params: Record<string, string | number> = { limit: Math.min(Math.max(limit, 1), 500) };
+      if (to) {
+        where.push("recipients_search LIKE @to ESCAPE '\\'");
+        params.to = `%\n${escapeLike(to.trim().toLowerCase())}\n%`;
+      }
+      if (q) {
+        where.push(
+          "(subject LIKE @q ESCAPE '\\' OR recipients_search LIKE @q ESCAPE '\\' OR sender LIKE @q ESCAPE '\\' OR text LIKE @q ESCAPE '\\')",
+        );
+        params.q = `%${escapeLike(q.trim().toLowerCase())}%`;
+      }
+      const sql = `SELECT ${SUMMARY_COLUMNS} FROM messages ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
+      return (db.prepare(sql).all(params) as Row[]).map(toSummary);
+    },
+    get(id) {
+      const row = selectOne.get(id);
+      return row ? toDetail(row) : null;
+    },
+    raw(id) {
+      const row = db
+        .prepare<[number], { raw: Buffer }>('SELECT raw FROM messages WHERE id = ?')
+        .get(id);
+      return row?.raw ?? null;
+    },
+    latestFor,
+    waitForLatest,
+    markRead(id) {
+      db.prepare('UPDATE messages SET read_at = ? WHERE id = ? AND read_at IS NULL').run(
+        Date.now(),
+        id,
+      );
+    },
+    delete(id) {
+      return db.prepare('DELETE FROM messages WHERE id = ?').run(id).changes === 1;
+    },
+    deleteAll() {
+      return db.prepare('DELETE FROM messages').run().changes;
+    },
+    count() {
+      return (db.prepare('SELECT count(*) AS n FROM messages').get() as { n: number }).n;
+    },
+    events,
+    close() {
+      events.removeAllListeners();
+      db.close();
+    },
+  };
+}
+
+function toSummary(row: Row): MessageSummary {
+  return {
+    id: row.id,
+    receivedAt: new Date(row.received_at).toISOString(),
+    messageId: row.message_id,
+    from: row.sender,
+    to: JSON.parse(row.recipients) as string[],
+    subject: row.subject,
+    size: row.size,
+    read: row.read_at !== null,
+    snippet: row.snippet,
+  };
+}
+
+function toDetail(row: Row): MessageDetail {
+  return {
+    ...toSummary(row),
+    headers: JSON.parse(row.headers),
+    text: row.text,
+    html: row.html,
+    links: JSON.parse(row.links),
+    verification: { url: row.verification_url, code: row.verification_code },
+    provenance: row.provenance ? JSON.parse(row.provenance) : null,
+  };
+}
+
+type AddressField =
+  | { value: Array<{ address?: string }> }
+  | Array<{ value: Array<{ address?: string }> }>
+  | undefined;
+
+function addressesOf(field: AddressField): string[] {
+  if (!field) return [];
+  const groups = Array.isArray(field) ? field : [field];
+  return groups.flatMap((g) => g.value.map((v) => v.address ?? '').filter(Boolean));
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values)];
+}
+
+function escapeLike(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}

@@ -1,0 +1,14 @@
+import { composeMime, type MailTransport } from '../mail/transport.ts';
+import type { InboxStore } from './store.ts';
+
+/** The development transport: the exact MIME message goes straight into the inbox, no socket. */
+export function createInboxTransport(store: InboxStore): MailTransport {
+  return {
+    name: 'inbox',
+    async send(email) {
+      const raw = await composeMime(email);
+      await store.ingest(raw, { from: null, to: [email.to] }, email.provenance);
+    },
+    async close() {},
+  };
+}

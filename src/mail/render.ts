@@ -1,0 +1,36 @@
+import { compile } from 'html-to-text';
+import { render } from 'preact-render-to-string';
+import { type Branding, isTemplateName, type TemplateName, templates } from './templates/index.ts';
+
+export interface RenderedEmail {
+  subject: string;
+  html: string;
+  text: string;
+}
+
+const toText = compile({
+  wordwrap: 78,
+  selectors: [
+    { selector: 'a', options: { hideLinkHrefIfSameAsText: true } },
+    { selector: 'h1', options: { uppercase: false } },
+    { selector: 'table', format: 'block' },
+    { selector: 'tr', format: 'block' },
+    { selector: 'td', format: 'block' },
+  ],
+});
+
+export function renderEmail(name: string, data: unknown, branding: Branding): RenderedEmail {
+  if (!isTemplateName(name)) throw new Error(`Unknown email template "${name}"`);
+  const template = templates[name as TemplateName] as {
+    subject(data: unknown, branding: Branding): string;
+    body(data: unknown, branding: Branding): Parameters<typeof render>[0];
+  };
+  const subject = template.subject(data, branding);
+  const body = render(template.body(data, branding));
+  const html = `<!DOCTYPE html><html lang="en" dir="ltr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light dark"><meta name="supported-color-schemes" content="light dark"><title>${escapeHtml(subject)}</title></head><body style="margin:0;padding:0;background-color:#f4f5f7;">${body}</body></html>`;
+  return { subject, html, text: toText(html) };
+}
+
+function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,29 @@
+import type { VNode } from 'preact';
+import type { Branding } from './layout.tsx';
+import { signupExisting } from './signup-existing.tsx';
+import { verifyEmail } from './verify-email.tsx';
+
+export interface EmailTemplate<Data> {
+  name: string;
+  subject(data: Data, branding: Branding): string;
+  body(data: Data, branding: Branding): VNode;
+  sample(branding: Branding): Data;
+}
+
+/** Every email the product sends. Adding a template here puts it in previews and checks. */
+export const templates = {
+  'verify-email': verifyEmail,
+  'signup-existing': signupExisting,
+  // biome-ignore lint/suspicious/noExplicitAny: each template has its own data type
+} satisfies Record<string, EmailTemplate<any>>;
+
+export type TemplateName = keyof typeof templates;
+export type TemplateData<Name extends TemplateName> = Parameters<
+  (typeof templates)[Name]['body']
+>[0];
+
+export function isTemplateName(name: string): name is TemplateName {
+  return Object.hasOwn(templates, name);
+}
+
+export type { Branding };

@@ -1,0 +1,147 @@
+import type { ComponentChildren } from 'preact';
+
+export interface Branding {
+  appName: string;
+  brandColor: string;
+  baseUrl: string;
+}
+
+// Email clients ignore <style> unevenly, so every style is inline and the layout is a table.
+const font = "-apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif";
+
+export function EmailLayout(props: {
+  branding: Branding;
+  preheader: string;
+  children: ComponentChildren;
+  footer: string;
+}) {
+  const { branding } = props;
+  return (
+    <table
+      role="presentation"
+      width="100%"
+      cellPadding="0"
+      cellSpacing="0"
+      style={{ backgroundColor: '#f4f5f7', width: '100%' }}
+    >
+      <tr>
+        <td align="center" style={{ padding: '24px 12px' }}>
+          <div
+            style={{
+              display: 'none',
+              maxHeight: '0px',
+              overflow: 'hidden',
+              fontSize: '1px',
+              lineHeight: '1px',
+              color: '#f4f5f7',
+            }}
+          >
+            {props.preheader}
+          </div>
+          <table
+            role="presentation"
+            width="560"
+            cellPadding="0"
+            cellSpacing="0"
+            style={{
+              maxWidth: '560px',
+              width: '100%',
+              backgroundColor: '#ffffff',
+              borderRadius: '8px',
+              border: '1px solid #e3e5e8',
+            }}
+          >
+            <tr>
+              <td
+                style={{
+                  padding: '20px 28px',
+                  borderBottom: `3px solid ${branding.brandColor}`,
+                  fontFamily: font,
+                  fontSize: '18px',
+                  fontWeight: 'bold',
+                  color: '#1f2328',
+                }}
+              >
+                {branding.appName}
+              </td>
+            </tr>
+            <tr>
+              <td
+                style={{
+                  padding: '28px',
+                  fontFamily: font,
+                  fontSize: '16px',
+                  lineHeight: '24px',
+                  color: '#1f2328',
+                }}
+              >
+                {props.children}
+              </td>
+            </tr>
+            <tr>
+              <td
+                style={{
+                  padding: '16px 28px 24px',
+                  fontFamily: font,
+                  fontSize: '13px',
+                  lineHeight: '20px',
+                  color: '#59636e',
+                  borderTop: '1px solid #e3e5e8',
+                }}
+              >
+                {props.footer}
+              </td>
+            </tr>
+          </table>
+        </td>
+      </tr>
+    </table>
+  );
+}
+
+export function Button(props: { href: string; color: string; children: ComponentChildren }) {
+  return (
+    <table role="presentation" cellPadding="0" cellSpacing="0" style={{ margin: '24px 0' }}>
+      <tr>
+        <td style={{ backgroundColor: props.color, borderRadius: '6px' }}>
+          <a
+            href={props.href}
+            style={{
+              display: 'inline-block',
+              padding: '12px 24px',
+              fontFamily: font,
+              fontSize: '16px',
+              fontWeight: 'bold',
+              color: '#ffffff',
+              textDecoration: 'none',
+            }}
+          >
+            {props.children}
+          </a>
+        </td>
+      </tr>
+    </table>
+  );
+}
+
+export function CodeBox(props: { code: string }) {
+  // Spaced in two groups of four so it is easy to read and type on another device.
+  const spaced = `${props.code.slice(0, 4)} ${props.code.slice(4)}`;
+  return (
+    <p
+      style={{
+        fontFamily: "'SFMono-Regular', Consolas, 'Liberation Mono', Menlo, monospace",
+        fontSize: '28px',
+        letterSpacing: '4px',
+        fontWeight: 'bold',
+        margin: '8px 0 16px',
+        color: '#1f2328',
+      }}
+    >
+      {spaced}
+    </p>
+  );
+}
+
+export const paragraph = { margin: '0 0 16px' };
+export const small = { margin: '0 0 16px', fontSize: '14px', color: '#59636e' };

@@ -1,0 +1,178 @@
+// Link tokens and one-time codes: random, stored only as purpose-bound hashes, single-use,
+// expiring, and replaced whenever a newer one is issued for the same purpose and target.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import { newId, type Random } from '../clock.ts';
+import type { Database, Verification, VerificationPurpose } from '../db/schema.ts';
+
+const TOKEN_BYTES = 32; // 256 bits, well above the 128 the spec requires
+const CODE_DIGITS = 8;
+
+type Executor = Kysely<Database> | Transaction<Database>;
+
+export interface IssuedSecret {
+  token: string;
+  code: string;
+}
+
+export interface IssueOptions {
+  purpose: VerificationPurpose;
+  target: string;
+  userId: string | null;
+  now: number;
+  linkTtlSeconds: number;
+  codeTtlSeconds: number;
+  secretKey: string;
+  random: Random;
+}
+
+export function newToken(random: Random): string {
+  return random.bytes(TOKEN_BYTES).toString('base64url');
+}
+
+export function newCode(random: Random): string {
+  return String(random.int(10 ** CODE_DIGITS)).padStart(CODE_DIGITS, '0');
+}
+
+/** SHA-256 suffices for a 256-bit token; the purpose is part of the hash so tokens never cross flows. */
+export function hashToken(purpose: VerificationPurpose, token: string): string {
+  return createHash('sha256').update(`${purpose}:${token}`).digest('hex');
+}
+
+/** Codes have only 10^8 values, so they are keyed with the server secret: a leaked row cannot be brute-forced offline. */
+export function hashCode(
+  secretKey: string,
+  purpose: VerificationPurpose,
+  target: string,
+  code: string,
+): string {
+  return createHmac('sha256', secretKey).update(`${purpose}:${target}:${code}`).digest('hex');
+}
+
+export function looksLikeToken(token: string): boolean {
+  return /^[A-Za-z0-9_-]{43}$/.test(token);
+}
+
+export function normaliseCode(input: string): string {
+  return input.replace(/[\s-]/g, '');
+}
+
+/** Issues a fresh link and code for (purpose, target); any earlier secret for the pair stops working. */
+export async function issueVerification(
+  db: Executor,
+  options: IssueOptions,
+): Promise<IssuedSecret> {
+  const token = newToken(options.random);
+  const code = newCode(options.random);
+  const values = {
+    user_id: options.userId,
+    token_hash: hashToken(options.purpose, token),
+    code_hash: hashCode(options.secretKey, options.purpose, options.target, code),
+    code_attempts: 0,
+    expires_at: options.now + options.linkTtlSeconds * 1000,
+    code_expires_at: options.now + Math.min(options.codeTtlSeconds, options.linkTtlSeconds) * 1000,
+    used_at: null,
+    created_at: options.now,
+  };
+  await db
+    .insertInto('verifications')
+    .values({
+      id: newId(options.random),
+      purpose: options.purpose,
+      target: options.target,
+      ...values,
+    })
+    .onConflict((oc) => oc.columns(['purpose', 'target']).doUpdateSet(values))
+    .execute();
+  return { token, code };
+}
+
+export type TokenLookup =
+  | { status: 'valid'; verification: Verification }
+  | { status: 'used'; verification: Verification }
+  | { status: 'expired'; verification: Verification }
+  | { status: 'invalid' };
+
+/** Reads a link token without consuming it (for confirm pages and expired-link resends). */
+export async function findByToken(
+  db: Executor,
+  purpose: VerificationPurpose,
+  token: string,
+  now: number,
+): Promise<TokenLookup> {
+  if (!looksLikeToken(token)) return { status: 'invalid' };
+  const verification = await db
+    .selectFrom('verifications')
+    .selectAll()
+    .where('token_hash', '=', hashToken(purpose, token))
+    .where('purpose', '=', purpose)
+    .executeTakeFirst();
+  if (!verification) return { status: 'invalid' };
+  if (verification.used_at !== null) return { status: 'used', verification };
+  if (verification.expires_at <= now) return { status: 'expired', verification };
+  return { status: 'valid', verification };
+}
+
+/** Marks the secret used; returns false when another request consumed it first. */
+export async function markUsed(
+  db: Executor,
+  verificationId: string,
+  now: number,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('verifications')
+    .set({ used_at: now })
+    .where('id', '=', verificationId)
+    .where('used_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+export type CodeCheck =
+  | { status: 'valid'; verification: Verification }
+  | { status: 'used'; verification: Verification }
+  | { status: 'expired' }
+  | { status: 'invalid' }
+  | { status: 'too_many_attempts' };
+
+/** Checks a typed code; a wrong one counts against the secret, which dies after `maxAttempts`. */
+export async function checkCode(
+  db: Executor,
+  options: {
+    purpose: VerificationPurpose;
+    target: string;
+    code: string;
+    now: number;
+    secretKey: string;
+    maxAttempts: number;
+  },
+): Promise<CodeCheck> {
+  const verification = await db
+    .selectFrom('verifications')
+    .selectAll()
+    .where('purpose', '=', options.purpose)
+    .where('target', '=', options.target)
+    .executeTakeFirst();
+  if (!verification) return { status: 'invalid' };
+  const expected = Buffer.from(verification.code_hash, 'hex');
+  const actual = Buffer.from(
+    hashCode(options.secretKey, options.purpose, options.target, normaliseCode(options.code)),
+    'hex',
+  );
+  const matches = timingSafeEqual(expected, actual);
+  // A used secret only says "used" to someone who knows the code: no free probing of addresses.
+  if (verification.used_at !== null) {
+    return matches ? { status: 'used', verification } : { status: 'invalid' };
+  }
+  if (verification.code_attempts >= options.maxAttempts) return { status: 'too_many_attempts' };
+  if (verification.code_expires_at <= options.now) return { status: 'expired' };
+  if (matches) return { status: 'valid', verification };
+
+  await db
+    .updateTable('verifications')
+    .set((eb) => ({ code_attempts: eb('code_attempts', '+', 1) }))
+    .where('id', '=', verification.id)
+    .execute();
+  const attempts = verification.code_attempts + 1;
+  return attempts >= options.maxAttempts ? { status: 'too_many_attempts' } : { status: 'invalid' };
+}

@@ -1,0 +1,206 @@
+// The Fastify application: the list of plugins it registers.
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import cookie from '@fastify/cookie';
+import csrfProtection from '@fastify/csrf-protection';
+import helmet from '@fastify/helmet';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { sql } from 'kysely';
+import type { AppContext } from '../context.ts';
+import { inboxRoutes } from '../inbox/routes.tsx';
+import type { InboxStore } from '../inbox/store.ts';
+import type { RateLimits } from '../ratelimit/limiter.ts';
+import { apiRoutes } from './api.ts';
+import { sendApiError } from './errors.ts';
+import { pageContext, pageRoutes, sendPage } from './pages.tsx';
+import { ErrorPage } from './views/pages.tsx';
+
+export interface WebOptions {
+  ctx: AppContext;
+  limits: RateLimits;
+  inbox: InboxStore | null;
+  logger?: boolean;
+}
+
+const STATIC_FILES: Record<string, { type: string; body: Buffer }> = {
+  'style.css': {
+    type: 'text/css; charset=utf-8',
+    body: readFileSync(new URL('./static/style.css', import.meta.url)),
+  },
+};
+
+export async function buildWebApp(options: WebOptions): Promise<FastifyInstance> {
+  const { ctx, limits, inbox } = options;
+  const { config } = ctx;
+  const app = Fastify({
+    loggerInstance: ctx.log,
+    bodyLimit: 64 * 1024,
+    trustProxy: config.trustProxy,
+    return503OnClosing: true,
+    requestIdHeader: false,
+    genReqId: () => ctx.random.bytes(9).toString('base64url'),
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  await app.register(cookie, {
+    // The cookie-signing key is derived, so SECRET_KEY itself is used for one purpose only.
+    secret: createHmac('sha256', config.secretKey).update('mailproof cookie signing').digest('hex'),
+  });
+  await app.register(csrfProtection, {
+    cookieKey: config.isProduction ? '__Host-mp_csrf' : 'mp_csrf',
+    cookieOpts: {
+      path: '/',
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: config.isProduction,
+      signed: true,
+    },
+  });
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        frameSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+        ...(config.isProduction ? { upgradeInsecureRequests: [] } : {}),
+      },
+    },
+    hsts: config.isProduction ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+    referrerPolicy: { policy: 'no-referrer' },
+    crossOriginEmbedderPolicy: false,
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    if (!reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store');
+  });
+
+  app.setNotFoundHandler(async (request, reply) => {
+    if (isApiPath(request.url)) {
+      return sendApiError(reply, 404, 'not_found', 'No such route.');
+    }
+    return sendPage(
+      reply,
+      <ErrorPage
+        ctx={await pageContext(ctx, request, reply)}
+        title="Page not found"
+        message="There is nothing at this address."
+      />,
+      404,
+    );
+  });
+
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    const status =
+      error.statusCode && error.statusCode >= 400 && error.statusCode < 500
+        ? error.statusCode
+        : 500;
+    if (status === 500) request.log.error({ err: error }, 'request failed');
+    const { code, message } = describeError(error, status);
+    if (isApiPath(request.url) || status === 415) return sendApiError(reply, status, code, message);
+    return sendPage(
+      reply,
+      <ErrorPage
+        ctx={await pageContext(ctx, request, reply).catch(() => fallbackPageContext(ctx))}
+        title={
+          status === 403
+            ? 'Form expired'
+            : status === 500
+              ? 'Something went wrong'
+              : 'Request not accepted'
+        }
+        message={message}
+      />,
+      status,
+    );
+  });
+
+  app.get('/static/:file', async (request, reply) => {
+    const file = STATIC_FILES[(request.params as { file: string }).file];
+    if (!file) return reply.callNotFound();
+    return reply.header('Cache-Control', 'public, max-age=3600').type(file.type).send(file.body);
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    try {
+      await sql`select 1`.execute(ctx.db.kysely);
+      return { status: 'ready', database: 'ok' };
+    } catch {
+      return reply.code(503).send({ status: 'unavailable', database: 'unreachable' });
+    }
+  });
+
+  await app.register(apiRoutes, { prefix: '/api', ctx, limits });
+  await app.register(pageRoutes, { ctx, limits });
+  if (inbox) await app.register(inboxRoutes, { prefix: '/_inbox', ctx, inbox });
+  return app as unknown as FastifyInstance;
+}
+
+function isApiPath(url: string): boolean {
+  return url.startsWith('/api/') || url.startsWith('/_inbox/api/');
+}
+
+function describeError(error: FastifyError, status: number): { code: string; message: string } {
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const first = error.validation[0];
+    const where = first?.instancePath
+      ? first.instancePath.replace(/^\//, '').replace(/\//g, '.')
+      : 'body';
+    return {
+      code: 'invalid_request',
+      message: `Invalid request: ${where}: ${first?.message ?? 'invalid value'}`,
+    };
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { code: 'body_too_large', message: 'The request body is too large.' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { code: 'unsupported_media_type', message: 'Send the body as application/json.' };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { code: 'invalid_json', message: 'The body is not valid JSON.' };
+    case 'FST_CSRF_INVALID_TOKEN':
+    case 'FST_CSRF_MISSING_SECRET':
+      return {
+        code: 'csrf_invalid',
+        message:
+          'This form has expired or was sent from elsewhere. Go back, reload the page and try again.',
+      };
+  }
+  if (error.code === 'FST_ERR_VALIDATION' || status === 400) {
+    return { code: 'invalid_request', message: 'The request is not valid.' };
+  }
+  if (status === 500)
+    return {
+      code: 'internal_error',
+      message: 'Something went wrong on our side. Please try again.',
+    };
+  return { code: 'bad_request', message: 'The request could not be handled.' };
+}
+
+function fallbackPageContext(ctx: AppContext) {
+  return {
+    appName: ctx.branding.appName,
+    csrfToken: '',
+    user: null,
+    flash: null,
+    inboxEnabled: false,
+  };
+}

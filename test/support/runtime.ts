@@ -1,0 +1,107 @@
+// Builds a real Mailproof runtime for a test: a real SQLite file or a real PostgreSQL schema.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { type Clock, manualClock } from '../../src/clock.ts';
+import { loadConfig } from '../../src/config.ts';
+import { migrateToLatest, openDatabase } from '../../src/db/index.ts';
+import type { MessageDetail } from '../../src/inbox/store.ts';
+import type { MailTransport } from '../../src/mail/transport.ts';
+import { createRuntime, type Runtime } from '../../src/runtime.ts';
+
+export type TestDb = 'sqlite' | 'postgres';
+
+export const testDb: TestDb = process.env.MAILPROOF_TEST_DB === 'postgres' ? 'postgres' : 'sqlite';
+
+export const POSTGRES_URL =
+  process.env.MAILPROOF_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export interface TestRuntime extends Runtime {
+  clock: Clock & { advance(ms: number): void };
+  dataDir: string;
+  /** The newest message to `address`, waiting up to `waitMs` for it. */
+  mailTo(address: string, options?: { waitMs?: number; since?: number }): Promise<MessageDetail>;
+}
+
+export interface TestRuntimeOptions {
+  env?: Record<string, string>;
+  transport?: MailTransport;
+  worker?: boolean;
+}
+
+async function createPostgresSchema(): Promise<{ url: string; drop(): Promise<void> }> {
+  const schema = `mp_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new Error(
+      `PostgreSQL is not reachable at ${POSTGRES_URL} (${(error as Error).message}). ` +
+        'The postgres test project needs it: start it (pg_ctlcluster <version> main start) or set MAILPROOF_TEST_POSTGRES_URL.',
+    );
+  }
+  await client.query(`CREATE SCHEMA ${schema}`);
+  await client.end();
+  const url = new URL(POSTGRES_URL);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: POSTGRES_URL });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await c.end();
+    },
+  };
+}
+
+export async function createTestRuntime(options: TestRuntimeOptions = {}): Promise<TestRuntime> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'mailproof-test-'));
+  const pgSchema = testDb === 'postgres' ? await createPostgresSchema() : null;
+  const config = loadConfig({
+    dotenvPath: false,
+    env: {
+      NODE_ENV: 'test',
+      DATA_DIR: dataDir,
+      DATABASE_URL: pgSchema ? pgSchema.url : `sqlite:${path.join(dataDir, 'mailproof.db')}`,
+      BASE_URL: 'http://mailproof.test',
+      LOG_LEVEL: 'silent',
+      ...options.env,
+    },
+  });
+  const migrationDb = openDatabase(config.databaseUrl);
+  await migrateToLatest(migrationDb);
+  await migrationDb.close();
+
+  const clock = manualClock(Date.parse('2026-01-15T12:00:00Z'));
+  const runtime = await createRuntime(config, {
+    clock,
+    transport: options.transport,
+    worker: options.worker ?? true,
+    workerOptions: { idlePollMs: 50, baseBackoffMs: 10 },
+  });
+  await runtime.app.ready();
+  runtime.worker?.start();
+  const close = runtime.close;
+
+  return Object.assign(runtime, {
+    clock,
+    dataDir,
+    async mailTo(address: string, opts: { waitMs?: number; since?: number } = {}) {
+      if (!runtime.inbox) throw new Error('the inbox is disabled in this runtime');
+      const message = await runtime.inbox.waitForLatest(
+        address,
+        opts.waitMs ?? 5000,
+        opts.since ?? 0,
+      );
+      if (!message) throw new Error(`no message to ${address} arrived`);
+      return message;
+    },
+    async close() {
+      await close();
+      await pgSchema?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  });
+}
