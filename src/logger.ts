@@ -1,4 +1,4 @@
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config.ts';
 
 /** Paths may carry one-time tokens; logs get the shape of the path, never the token or query. */
@@ -8,8 +8,12 @@ export function redactUrl(url: string): string {
   return query === undefined ? shaped : `${shaped}?…`;
 }
 
-export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
-  return pino({
+/** `destination` defaults to stdout; tests pass an in-memory stream to read what would be logged. */
+export function createLogger(
+  config: Pick<Config, 'logLevel'>,
+  destination?: DestinationStream,
+): Logger {
+  const options: pino.LoggerOptions = {
     level: config.logLevel,
     redact: {
       paths: [
@@ -32,5 +36,6 @@ export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
       res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
       err: pino.stdSerializers.err,
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -3,7 +3,14 @@ import type { Transaction } from 'kysely';
 import { type AppContext, messageIdDomain } from '../context.ts';
 import type { Database, User } from '../db/schema.ts';
 import { enqueueEmail } from '../mail/outbox.ts';
-import { checkCode, findByToken, issueVerification, markUsed } from '../tokens/tokens.ts';
+import {
+  checkCode,
+  consumeToken,
+  findByToken,
+  issueVerification,
+  looksLikeToken,
+  markUsed,
+} from '../tokens/tokens.ts';
 import { isValidEmail, normaliseEmail } from './email.ts';
 import { findUserByEmail } from './user.ts';
 
@@ -80,21 +87,21 @@ async function isVerified(trx: Transaction<Database>, userId: string | null): Pr
 
 /** Confirms a sign-up by its link token. Only the POST of the confirm page calls this. */
 export async function confirmSignupToken(ctx: AppContext, token: string): Promise<ConfirmResult> {
+  if (!looksLikeToken(token)) return { status: 'invalid' };
   const now = ctx.clock.now();
   return ctx.db.kysely.transaction().execute(async (trx) => {
+    // The common case in two statements: spend the live token, then mark its user verified.
+    const spent = await consumeToken(trx, 'signup', token, now);
+    if (spent?.user_id) {
+      const changed = await markVerified(trx, spent.user_id, now);
+      return { status: changed ? 'verified' : 'already_verified', userId: spent.user_id };
+    }
+    // Otherwise find out why, to give the right answer.
     const found = await findByToken(trx, 'signup', token, now);
-    if (found.status === 'invalid') return { status: 'invalid' };
+    if (found.status === 'invalid' || !found.verification.user_id) return { status: 'invalid' };
     const userId = found.verification.user_id;
-    if (!userId) return { status: 'invalid' };
-    if (found.status === 'used' || found.status === 'expired') {
-      if (await isVerified(trx, userId)) return { status: 'already_verified', userId };
-      return found.status === 'expired' ? { status: 'expired' } : { status: 'invalid' };
-    }
-    if (!(await markUsed(trx, found.verification.id, now))) {
-      return { status: 'already_verified', userId };
-    }
-    const changed = await markVerified(trx, userId, now);
-    return { status: changed ? 'verified' : 'already_verified', userId };
+    if (await isVerified(trx, userId)) return { status: 'already_verified', userId };
+    return found.status === 'expired' ? { status: 'expired' } : { status: 'invalid' };
   });
 }
 

@@ -89,7 +89,7 @@ export function createSmtpTransport(config: Config['mail'] & { server: string })
 const composer = nodemailer.createTransport({
   streamTransport: true,
   buffer: true,
-  newline: 'crlf',
+  newline: 'windows',
 });
 
 /** Builds the exact MIME message an SMTP server would receive, without a socket. */

@@ -113,6 +113,26 @@ export async function findByToken(
   return { status: 'valid', verification };
 }
 
+/** Spends a live (unused, unexpired) token in one statement; null when it is not live. */
+export async function consumeToken(
+  db: Executor,
+  purpose: VerificationPurpose,
+  token: string,
+  now: number,
+): Promise<{ id: string; user_id: string | null; target: string } | null> {
+  if (!looksLikeToken(token)) return null;
+  const row = await db
+    .updateTable('verifications')
+    .set({ used_at: now })
+    .where('token_hash', '=', hashToken(purpose, token))
+    .where('purpose', '=', purpose)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .returning(['id', 'user_id', 'target'])
+    .executeTakeFirst();
+  return row ?? null;
+}
+
 /** Marks the secret used; returns false when another request consumed it first. */
 export async function markUsed(
   db: Executor,

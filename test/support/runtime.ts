@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import { type Clock, manualClock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config.ts';
 import { migrateToLatest, openDatabase } from '../../src/db/index.ts';
@@ -28,6 +29,8 @@ export interface TestRuntimeOptions {
   env?: Record<string, string>;
   transport?: MailTransport;
   worker?: boolean;
+  /** A logger to use instead of the configured one (e.g. one writing to an in-memory stream). */
+  log?: Logger;
 }
 
 async function createPostgresSchema(): Promise<{ url: string; drop(): Promise<void> }> {
@@ -77,6 +80,7 @@ export async function createTestRuntime(options: TestRuntimeOptions = {}): Promi
   const clock = manualClock(Date.parse('2026-01-15T12:00:00Z'));
   const runtime = await createRuntime(config, {
     clock,
+    log: options.log,
     transport: options.transport,
     worker: options.worker ?? true,
     workerOptions: { idlePollMs: 50, baseBackoffMs: 10 },
