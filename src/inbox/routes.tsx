@@ -92,7 +92,10 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
     if (!message) return reply.callNotFound();
     inbox.markRead(message.id);
     const page = await pageContext(ctx, request, reply);
-    return sendPage(reply, <InboxMessage ctx={page} message={message} />);
+    return sendPage(
+      reply,
+      <InboxMessage ctx={page} message={message} raw={inbox.raw(message.id)} />,
+    );
   });
 
   app.get('/messages/:id/html', { schema: { params: idParam } }, async (request, reply) => {
@@ -193,8 +196,11 @@ function InboxList(props: { ctx: PageContext; messages: MessageSummary[]; q: str
   );
 }
 
-function InboxMessage(props: { ctx: PageContext; message: MessageDetail }) {
+const SOURCE_PREVIEW_BYTES = 200_000;
+
+function InboxMessage(props: { ctx: PageContext; message: MessageDetail; raw: Buffer | null }) {
   const m = props.message;
+  const source = props.raw ? props.raw.subarray(0, SOURCE_PREVIEW_BYTES).toString('utf8') : '';
   return (
     <Layout ctx={props.ctx} title={m.subject || 'Message'}>
       <article class="inbox-message" aria-labelledby="message-title">
@@ -208,7 +214,9 @@ function InboxMessage(props: { ctx: PageContext; message: MessageDetail }) {
           <dt>To</dt>
           <dd>{m.to.join(', ')}</dd>
           <dt>Received</dt>
-          <dd>{m.receivedAt}</dd>
+          <dd>
+            <time dateTime={m.receivedAt}>{m.receivedAt.replace('T', ' ').slice(0, 19)} UTC</time>
+          </dd>
           {m.verification.url ? (
             <>
               <dt>Verification link</dt>
@@ -268,6 +276,17 @@ function InboxMessage(props: { ctx: PageContext; message: MessageDetail }) {
             ))}
           </tbody>
         </table>
+        <details class="source">
+          <summary>
+            <h2>Source</h2>
+          </summary>
+          <pre class="message-text message-source">
+            {source}
+            {props.raw && props.raw.length > SOURCE_PREVIEW_BYTES
+              ? '\n… (truncated; download the .eml for the whole message)'
+              : ''}
+          </pre>
+        </details>
       </article>
     </Layout>
   );

@@ -4,9 +4,11 @@ import { readFileSync } from 'node:fs';
 import cookie from '@fastify/cookie';
 import csrfProtection from '@fastify/csrf-protection';
 import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
@@ -49,6 +51,22 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: `${config.appName} API`,
+        version: '1.0.0',
+        description:
+          'Verified sign-up, sessions and the mail testing inbox. Errors are {"error":{"code","message"}} with a 4xx status.',
+      },
+      servers: [{ url: config.baseUrl }],
+    },
+    // Only the JSON routes belong in the document; pages are for browsers.
+    transform: (input) =>
+      /^\/(api|_inbox\/api)\//.test(input.url)
+        ? jsonSchemaTransform(input)
+        : { schema: { ...input.schema, hide: true }, url: input.url },
+  });
 
   await app.register(cookie, {
     // The cookie-signing key is derived, so SECRET_KEY itself is used for one purpose only.
@@ -137,6 +155,7 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
     return reply.header('Cache-Control', 'public, max-age=3600').type(file.type).send(file.body);
   });
 
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     try {

@@ -77,7 +77,8 @@ export async function createTestRuntime(options: TestRuntimeOptions = {}): Promi
   await migrateToLatest(migrationDb);
   await migrationDb.close();
 
-  const clock = manualClock(Date.parse('2026-01-15T12:00:00Z'));
+  // Starts at the real time, so cookies set for a real browser are not already expired.
+  const clock = manualClock(Date.now());
   const runtime = await createRuntime(config, {
     clock,
     log: options.log,

@@ -14,6 +14,10 @@ export interface Flash {
   message: string;
 }
 
+// A small inline icon: no extra route, and no 404 for /favicon.ico in every browser console.
+const FAVICON =
+  "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'%3E%3Crect width='32' height='32' rx='7' fill='%232f5bd3'/%3E%3Cpath d='M8 17l5 5 11-12' fill='none' stroke='white' stroke-width='4' stroke-linecap='round' stroke-linejoin='round'/%3E%3C/svg%3E";
+
 export function renderPage(node: VNode): string {
   return `<!DOCTYPE html>${render(node)}`;
 }
@@ -27,6 +31,7 @@ export function Layout(props: { ctx: PageContext; title: string; children: Compo
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="color-scheme" content="light dark" />
         <title>{`${props.title} · ${ctx.appName}`}</title>
+        <link rel="icon" href={FAVICON} />
         <link rel="stylesheet" href="/static/style.css" />
       </head>
       <body>
@@ -105,9 +110,15 @@ export function Field(props: {
   maxLength?: number;
   minLength?: number;
   autofocus?: boolean;
+  /** An error shown elsewhere (e.g. one message for a whole form) that also concerns this field. */
+  invalidBy?: string;
 }) {
   const id = `field-${props.name}`;
-  const describedBy = [props.hint ? `${id}-hint` : null, props.error ? `${id}-error` : null]
+  const describedBy = [
+    props.hint ? `${id}-hint` : null,
+    props.error ? `${id}-error` : null,
+    props.invalidBy ?? null,
+  ]
     .filter(Boolean)
     .join(' ');
   return (
@@ -135,7 +146,7 @@ export function Field(props: {
         maxLength={props.maxLength}
         minLength={props.minLength}
         autofocus={props.autofocus}
-        aria-invalid={props.error ? 'true' : undefined}
+        aria-invalid={props.error || props.invalidBy ? 'true' : undefined}
         aria-describedby={describedBy || undefined}
       />
     </div>

@@ -127,7 +127,7 @@ export function LoginPage(props: {
       <Card title="Log in">
         {props.error ? (
           <div class="error-summary" role="alert">
-            <p>{props.error}</p>
+            <p id="login-error">{props.error}</p>
           </div>
         ) : null}
         <form method="post" action="/login" novalidate>
@@ -139,8 +139,15 @@ export function LoginPage(props: {
             value={props.email}
             autocomplete="username"
             maxLength={254}
+            invalidBy={props.error ? 'login-error' : undefined}
           />
-          <Field name="password" label="Password" type="password" autocomplete="current-password" />
+          <Field
+            name="password"
+            label="Password"
+            type="password"
+            autocomplete="current-password"
+            invalidBy={props.error ? 'login-error' : undefined}
+          />
           <button type="submit" class="button">
             Log in
           </button>

@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestRuntime, type TestRuntime } from '../support/runtime.ts';
+
+describe('OpenAPI document', () => {
+  let rt: TestRuntime;
+  beforeAll(async () => {
+    rt = await createTestRuntime();
+  });
+  afterAll(async () => {
+    await rt.close();
+  });
+
+  it('documents every JSON route with its request body, and no page route', async () => {
+    const res = await rt.app.inject({ url: '/api/openapi.json' });
+    expect(res.statusCode).toBe(200);
+    const doc = res.json();
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths).sort()).toEqual(
+      [
+        '/_inbox/api/latest',
+        '/_inbox/api/messages',
+        '/_inbox/api/messages/{id}',
+        '/api/login',
+        '/api/logout',
+        '/api/me',
+        '/api/signup',
+        '/api/verify',
+        '/api/verify/resend',
+      ].sort(),
+    );
+    const signup = doc.paths['/api/signup'].post;
+    expect(signup.requestBody.content['application/json'].schema.required).toEqual([
+      'email',
+      'password',
+    ]);
+    expect(Object.keys(signup.responses)).toEqual(expect.arrayContaining(['202', '400', '429']));
+    expect(doc.paths['/api/verify'].post.responses['410']).toBeDefined();
+  });
+});
