@@ -134,7 +134,12 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
     envelope: Envelope,
     provenance: Provenance | null = null,
   ): Promise<number> {
-    const parsed = await simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true });
+    // Links are extracted by extract.ts; mailparser's own linkifying costs more than the rest of the parse.
+    const parsed = await simpleParser(raw, {
+      skipImageLinks: true,
+      skipTextToHtml: true,
+      skipTextLinks: true,
+    });
     const headerTo = addressesOf(parsed.to);
     const recipients = unique([...envelope.to, ...headerTo].map((a) => a.toLowerCase()));
     const html = typeof parsed.html === 'string' ? parsed.html : null;

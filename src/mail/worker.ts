@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Clock, Random } from '../clock.ts';
 import type { Db } from '../db/index.ts';
 import type { OutboxRow } from '../db/schema.ts';
+import { redactEmails } from '../logger.ts';
 import { renderEmail } from './render.ts';
 import type { Branding } from './templates/index.ts';
 import { classifySmtpError, type MailTransport, SendError } from './transport.ts';
@@ -146,7 +147,8 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
         template: row.template,
         attempt: row.attempts,
         dead,
-        error: error.message,
+        // SMTP replies often quote the recipient; the log gets the reply without the address.
+        error: redactEmails(error.message),
       },
       dead ? 'email dead-lettered' : 'email send failed; will retry',
     );

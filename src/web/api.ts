@@ -29,6 +29,9 @@ const errorResponse = z.object({
 });
 
 export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, limits }) => {
+  // JSON only (see docs/decisions/006): a text/plain body, which a cross-site form can send, gets 415.
+  app.removeContentTypeParser('text/plain');
+
   app.post(
     '/signup',
     {

@@ -1,0 +1,146 @@
+// §2 Passwords per NIST SP 800-63B-4, hashed with argon2id at OWASP's minimum.
+import { describe, expect, it } from 'vitest';
+import {
+  checkNewPassword,
+  hashPassword,
+  verifyAgainstDummy,
+  verifyPassword,
+} from '../../src/accounts/password.ts';
+import { loadConfig } from '../../src/config.ts';
+
+const defaultMinLength = loadConfig({ env: {}, dotenvPath: false }).passwordMinLength;
+
+describe('checkNewPassword', () => {
+  it('requires 15 characters by default', () => {
+    expect(defaultMinLength).toBe(15);
+    expect(checkNewPassword('violet tram 14', { minLength: defaultMinLength })).toMatchObject({
+      code: 'password_too_short',
+    });
+    expect(checkNewPassword('violet tram 15c', { minLength: defaultMinLength })).toBeNull();
+  });
+
+  it('explains the rule in its message', () => {
+    const problem = checkNewPassword('short', { minLength: 15 });
+    expect(problem?.code).toBe('password_too_short');
+    expect(problem?.message).toContain('15');
+  });
+
+  it('has a configurable minimum', () => {
+    const minLength = loadConfig({
+      env: { PASSWORD_MIN_LENGTH: '8' },
+      dotenvPath: false,
+    }).passwordMinLength;
+    expect(minLength).toBe(8);
+    expect(checkNewPassword('tram7zq', { minLength })).toMatchObject({
+      code: 'password_too_short',
+    });
+    expect(checkNewPassword('tram7zqx', { minLength })).toBeNull();
+    expect(checkNewPassword('a'.repeat(19), { minLength: 20 })?.code).toBe('password_too_short');
+  });
+
+  it('counts characters, not UTF-16 units', () => {
+    // 14 emoji are 28 UTF-16 units but only 14 characters.
+    expect(checkNewPassword('🐢🦊🐙🦉🐝🐞🦀🐬🦋🐌🦔🐿🦝🦦', { minLength: 15 })?.code).toBe(
+      'password_too_short',
+    );
+    expect(checkNewPassword('🐢🦊🐙🦉🐝🐞🦀🐬🦋🐌🦔🐿🦝🦦🦥', { minLength: 15 })).toBeNull();
+  });
+
+  it('allows at least 64 characters, with no composition rules', () => {
+    const sixtyFour = 'plum kite rover '.repeat(4);
+    expect(sixtyFour).toHaveLength(64);
+    expect(checkNewPassword(sixtyFour, { minLength: 15 })).toBeNull();
+    expect(
+      checkNewPassword('the quick brown fox jumps over the lazy dog '.repeat(4), { minLength: 15 }),
+    ).toBeNull();
+    expect(checkNewPassword('x7'.repeat(128), { minLength: 15 })).toBeNull();
+    expect(checkNewPassword(`${'x7'.repeat(128)}z`, { minLength: 15 })?.code).toBe(
+      'password_too_long',
+    );
+    // Only lower-case letters and spaces: no digit, capital or symbol required.
+    expect(checkNewPassword('correct horse battery staple', { minLength: 15 })).toBeNull();
+  });
+
+  it('refuses common passwords, whatever their case', () => {
+    expect(checkNewPassword('passwordpassword', { minLength: 15 })).toMatchObject({
+      code: 'password_common',
+    });
+    expect(checkNewPassword('PasswordPassword', { minLength: 15 })?.code).toBe('password_common');
+    expect(checkNewPassword('1qaz2wsx3edc4rfv', { minLength: 15 })?.code).toBe('password_common');
+    expect(checkNewPassword('password1', { minLength: 8 })?.code).toBe('password_common');
+    expect(checkNewPassword('iloveyou', { minLength: 8 })?.code).toBe('password_common');
+  });
+
+  it('refuses the email address as the password', () => {
+    expect(
+      checkNewPassword('Someone.Long@example.com', {
+        minLength: 15,
+        email: 'someone.long@example.com',
+      })?.code,
+    ).toBe('password_common');
+  });
+
+  it('normalises with NFKC before counting and comparing', () => {
+    // Fullwidth letters are compatibility characters for plain ASCII.
+    expect(checkNewPassword('ｐａｓｓｗｏｒｄｐａｓｓｗｏｒｄ', { minLength: 15 })?.code).toBe(
+      'password_common',
+    );
+  });
+});
+
+describe('hashPassword and verifyPassword', () => {
+  it('uses argon2id at OWASP minimum parameters with a random salt', async () => {
+    const password = 'correct horse battery staple';
+    const first = await hashPassword(password);
+    const second = await hashPassword(password);
+    expect(first.startsWith('$argon2id$v=19$m=19456,t=2,p=1$')).toBe(true);
+    expect(first).not.toBe(second);
+    expect(first).not.toContain(password);
+    expect(await verifyPassword(first, password)).toBe(true);
+    expect(await verifyPassword(second, password)).toBe(true);
+    expect(await verifyPassword(first, 'correct horse battery stapler')).toBe(false);
+  });
+
+  it('accepts a password typed with compatibility characters against its NFKC form', async () => {
+    const plain = 'fine fish café 2026';
+    const typed = 'ﬁne ﬁsh cafe\u0301 ２０２６'; // ligature "fi", decomposed é, fullwidth digits
+    expect(typed).not.toBe(plain);
+    expect(typed.normalize('NFKC')).toBe(plain);
+    expect(await verifyPassword(await hashPassword(plain), typed)).toBe(true);
+    expect(await verifyPassword(await hashPassword(typed), plain)).toBe(true);
+  });
+
+  it('never truncates: 100-character passwords differing only in the last character', async () => {
+    const stem = 'long passphrase '.repeat(7).slice(0, 99);
+    const a = `${stem}A`;
+    const b = `${stem}B`;
+    expect(a).toHaveLength(100);
+    const hashA = await hashPassword(a);
+    expect(await verifyPassword(hashA, a)).toBe(true);
+    expect(await verifyPassword(hashA, b)).toBe(false);
+    expect(await verifyPassword(await hashPassword(b), a)).toBe(false);
+  });
+
+  it('answers false, without throwing, for a damaged hash', async () => {
+    expect(await verifyPassword('not-a-hash', 'anything at all here')).toBe(false);
+    expect(await verifyPassword('', 'anything at all here')).toBe(false);
+  });
+
+  it('verifies against the dummy hash as false', async () => {
+    expect(await verifyAgainstDummy('mailproof-dummy-password-for-timing')).toBe(false);
+  });
+
+  it('hashes off the event loop', async () => {
+    let ticks = 0;
+    const timer = setInterval(() => {
+      ticks += 1;
+    }, 1);
+    try {
+      await hashPassword('correct horse battery staple');
+    } finally {
+      clearInterval(timer);
+    }
+    // A synchronous hash would hold the loop until it finished, and no timer could fire.
+    expect(ticks).toBeGreaterThan(0);
+  });
+});
