@@ -1,6 +1,7 @@
 // Proving an address at sign-up: issuing the link and code, confirming either, resending.
 import type { Transaction } from 'kysely';
 import { type AppContext, messageIdDomain } from '../context.ts';
+import { preparedQuery } from '../db/prepared.ts';
 import type { Database, User } from '../db/schema.ts';
 import { enqueueEmail } from '../mail/outbox.ts';
 import {
@@ -61,18 +62,21 @@ export async function queueSignupVerification(
   });
 }
 
+const markUserVerified = preparedQuery<{ userId: string; now: number }, never>((db, param) =>
+  db
+    .updateTable('users')
+    .set({ email_verified_at: param('now'), updated_at: param('now') })
+    .where('id', '=', param('userId'))
+    .where('email_verified_at', 'is', null),
+);
+
 async function markVerified(
   trx: Transaction<Database>,
   userId: string,
   now: number,
 ): Promise<boolean> {
-  const result = await trx
-    .updateTable('users')
-    .set({ email_verified_at: now, updated_at: now })
-    .where('id', '=', userId)
-    .where('email_verified_at', 'is', null)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows) === 1;
+  const result = await markUserVerified(trx, { userId, now });
+  return Number(result.numAffectedRows ?? 0) === 1;
 }
 
 async function isVerified(trx: Transaction<Database>, userId: string | null): Promise<boolean> {

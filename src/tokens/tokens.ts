@@ -3,6 +3,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import { newId, type Random } from '../clock.ts';
+import { preparedQuery } from '../db/prepared.ts';
 import type { Database, Verification, VerificationPurpose } from '../db/schema.ts';
 
 const TOKEN_BYTES = 32; // 256 bits, well above the 128 the spec requires
@@ -113,6 +114,20 @@ export async function findByToken(
   return { status: 'valid', verification };
 }
 
+const spendLiveToken = preparedQuery<
+  { now: number; tokenHash: string; purpose: VerificationPurpose },
+  { id: string; user_id: string | null; target: string }
+>((db, param) =>
+  db
+    .updateTable('verifications')
+    .set({ used_at: param('now') })
+    .where('token_hash', '=', param('tokenHash'))
+    .where('purpose', '=', param('purpose'))
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', param('now'))
+    .returning(['id', 'user_id', 'target']),
+);
+
 /** Spends a live (unused, unexpired) token in one statement; null when it is not live. */
 export async function consumeToken(
   db: Executor,
@@ -121,16 +136,8 @@ export async function consumeToken(
   now: number,
 ): Promise<{ id: string; user_id: string | null; target: string } | null> {
   if (!looksLikeToken(token)) return null;
-  const row = await db
-    .updateTable('verifications')
-    .set({ used_at: now })
-    .where('token_hash', '=', hashToken(purpose, token))
-    .where('purpose', '=', purpose)
-    .where('used_at', 'is', null)
-    .where('expires_at', '>', now)
-    .returning(['id', 'user_id', 'target'])
-    .executeTakeFirst();
-  return row ?? null;
+  const { rows } = await spendLiveToken(db, { now, tokenHash: hashToken(purpose, token), purpose });
+  return rows[0] ?? null;
 }
 
 /** Marks the secret used; returns false when another request consumed it first. */
