@@ -1,5 +1,7 @@
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
 import { Kysely, type Migration, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
@@ -13,6 +15,8 @@ export interface Db {
   dialect: DialectName;
   close(): Promise<void>;
 }
+
+const require = createRequire(import.meta.url);
 
 // BIGINT (int8) columns hold millisecond times: well inside Number's exact range.
 pg.types.setTypeParser(20, (value) => Number(value));
@@ -35,10 +39,42 @@ function openSqlite(file: string): Db {
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
+  // Token lookups land on random index pages: a larger page cache keeps more of them in memory.
+  database.pragma('cache_size = -65536');
+  const checkpointer = file === ':memory:' ? null : startCheckpointer(database, file);
   const kysely = new Kysely<Database>({
     dialect: new SqliteDialect({ database: withStatementCache(database) }),
   });
-  return { kysely, dialect: 'sqlite', close: () => kysely.destroy() };
+  return {
+    kysely,
+    dialect: 'sqlite',
+    async close() {
+      await checkpointer?.terminate();
+      await kysely.destroy();
+    },
+  };
+}
+
+// Copies the WAL back into the database from a thread of its own: the automatic checkpoint would
+// otherwise run inside whichever request's commit crosses the threshold, a stall for all in flight.
+const CHECKPOINTER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file);
+db.pragma('busy_timeout = 5000');
+setInterval(() => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {} }, workerData.intervalMs);
+`;
+
+function startCheckpointer(database: SQLite.Database, file: string): Worker {
+  database.pragma('wal_autocheckpoint = 0');
+  const worker = new Worker(CHECKPOINTER_SOURCE, {
+    eval: true,
+    workerData: { file, intervalMs: 250, driver: require.resolve('better-sqlite3') },
+  });
+  worker.unref();
+  // If the thread cannot run, fall back to SQLite's own automatic checkpoints.
+  worker.on('error', () => database.pragma('wal_autocheckpoint = 1000'));
+  return worker;
 }
 
 const STATEMENT_CACHE_SIZE = 256;

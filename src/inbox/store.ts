@@ -65,11 +65,77 @@ interface Row {
   provenance: string | null;
 }
 
+const TRIM_EVERY = 50;
+
+/** What the in-process transport knows about a message it has just composed. */
+export interface KnownParts {
+  from: string;
+  to: string[];
+  subject: string;
+  text: string;
+  html: string;
+  messageId: string;
+}
+
+interface ParsedMessage {
+  from: string | null;
+  to: string[];
+  subject: string;
+  text: string | null;
+  html: string | null;
+  messageId: string | null;
+  headers: Array<{ name: string; value: string }>;
+}
+
+async function parseMime(raw: Buffer): Promise<ParsedMessage> {
+  // Links are extracted by extract.ts; mailparser's own linkifying costs more than the rest.
+  const parsed = await simpleParser(raw, {
+    skipImageLinks: true,
+    skipTextToHtml: true,
+    skipTextLinks: true,
+  });
+  return {
+    from: parsed.from?.text ?? null,
+    to: addressesOf(parsed.to),
+    subject: parsed.subject ?? '',
+    text: parsed.text ?? null,
+    html: typeof parsed.html === 'string' ? parsed.html : null,
+    messageId: parsed.messageId ?? null,
+    headers: parsed.headerLines.map((line) => ({
+      name: line.key,
+      value: line.line.slice(line.line.indexOf(':') + 1).trim(),
+    })),
+  };
+}
+
+function fromKnownParts(raw: Buffer, known: KnownParts): ParsedMessage {
+  return { ...known, headers: topLevelHeaders(raw) };
+}
+
+/** The message's own header block, unfolded (RFC 5322 §2.2.3), names lower-cased as mailparser does. */
+function topLevelHeaders(raw: Buffer): Array<{ name: string; value: string }> {
+  const end = raw.indexOf('\r\n\r\n');
+  const block = raw.subarray(0, end === -1 ? raw.length : end).toString('utf8');
+  return block
+    .replace(/\r\n(?=[ \t])/g, '')
+    .split('\r\n')
+    .filter((line) => line.includes(':'))
+    .map((line) => ({
+      name: line.slice(0, line.indexOf(':')).trim().toLowerCase(),
+      value: line.slice(line.indexOf(':') + 1).trim(),
+    }));
+}
+
 const SUMMARY_COLUMNS =
   'id, received_at, message_id, sender, recipients, subject, size, read_at, snippet';
 
 export interface InboxStore {
-  ingest(raw: Buffer, envelope: Envelope, provenance?: Provenance | null): Promise<number>;
+  ingest(
+    raw: Buffer,
+    envelope: Envelope,
+    provenance?: Provenance | null,
+    known?: KnownParts | null,
+  ): Promise<number>;
   list(options?: ListOptions): MessageSummary[];
   get(id: number): MessageDetail | null;
   raw(id: number): Buffer | null;
@@ -133,30 +199,21 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
     raw: Buffer,
     envelope: Envelope,
     provenance: Provenance | null = null,
+    known: KnownParts | null = null,
   ): Promise<number> {
-    // Links are extracted by extract.ts; mailparser's own linkifying costs more than the rest of the parse.
-    const parsed = await simpleParser(raw, {
-      skipImageLinks: true,
-      skipTextToHtml: true,
-      skipTextLinks: true,
-    });
-    const headerTo = addressesOf(parsed.to);
-    const recipients = unique([...envelope.to, ...headerTo].map((a) => a.toLowerCase()));
-    const html = typeof parsed.html === 'string' ? parsed.html : null;
-    const text = parsed.text ?? null;
+    // The in-process transport already has the parts it just encoded; anything else is parsed.
+    const parsed = known ? fromKnownParts(raw, known) : await parseMime(raw);
+    const recipients = unique([...envelope.to, ...parsed.to].map((a) => a.toLowerCase()));
+    const { html, text, headers } = parsed;
     const links = extractLinks(html, text);
     const verification = extractVerification(links, text);
-    const headers = parsed.headerLines.map((line) => ({
-      name: line.key,
-      value: line.line.slice(line.line.indexOf(':') + 1).trim(),
-    }));
     const result = insert.run({
       received_at: Date.now(),
-      message_id: parsed.messageId ?? null,
-      sender: parsed.from?.text ?? envelope.from ?? '',
+      message_id: parsed.messageId,
+      sender: parsed.from ?? envelope.from ?? '',
       recipients: JSON.stringify(recipients),
       recipients_search: `\n${recipients.join('\n')}\n`,
-      subject: parsed.subject ?? '',
+      subject: parsed.subject,
       size: raw.length,
       snippet: (text ?? '').replace(/\s+/g, ' ').trim().slice(0, 140),
       headers: JSON.stringify(headers),
@@ -169,7 +226,8 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
       raw,
     });
     const id = Number(result.lastInsertRowid);
-    trim.run(options.retain);
+    // Trimming scans the newest `retain` rows, so it runs every so often rather than every time.
+    if (id % TRIM_EVERY === 0) trim.run(options.retain);
     events.emit('message', { id, recipients });
     return id;
   }

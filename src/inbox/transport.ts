@@ -7,7 +7,14 @@ export function createInboxTransport(store: InboxStore): MailTransport {
     name: 'inbox',
     async send(email) {
       const raw = await composeMime(email);
-      await store.ingest(raw, { from: null, to: [email.to] }, email.provenance);
+      await store.ingest(raw, { from: null, to: [email.to] }, email.provenance, {
+        from: email.from,
+        to: [email.to],
+        subject: email.subject,
+        text: email.text,
+        html: email.html,
+        messageId: email.messageId,
+      });
     },
     async close() {},
   };
