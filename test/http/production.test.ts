@@ -58,6 +58,8 @@ describe('production settings', () => {
       .select('payload')
       .where('to_address', '=', 'prod@example.com')
       .executeTakeFirstOrThrow();
-    expect(JSON.parse(row.payload ?? '{}').url).toMatch(/^https:\/\/accounts\.example\.com\/verify\//);
+    expect(JSON.parse(row.payload ?? '{}').url).toMatch(
+      /^https:\/\/accounts\.example\.com\/verify\//,
+    );
   });
 });
