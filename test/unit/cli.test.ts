@@ -1,0 +1,125 @@
+// The real entry point, as a user runs it: `mailproof <command>` in a child process.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const BIN = path.resolve('bin/mailproof.js');
+const dirs: string[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mailproof-cli-'));
+  dirs.push(dir);
+  return dir;
+}
+
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function cli(args: string[], env: Record<string, string>, cwd: string) {
+  return spawnSync(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+}
+
+function waitForOutput(child: ChildProcess, text: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(
+      () => reject(new Error(`timed out; output so far:\n${output}`)),
+      timeoutMs,
+    );
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes(text)) {
+        clearTimeout(timer);
+        resolve(output);
+      }
+    });
+  });
+}
+
+describe('mailproof CLI (SQLite)', () => {
+  it('migrate creates the database; users list and outbox status read it', () => {
+    const dir = tempDir();
+    const env = { DATA_DIR: path.join(dir, 'data') };
+    const migrate = cli(['migrate'], env, dir);
+    expect(migrate.status).toBe(0);
+    expect(migrate.stdout).toContain('Applied migrations: 001_initial');
+    const again = cli(['migrate'], env, dir);
+    expect(again.stdout).toContain('Database is up to date.');
+    const users = cli(['users', 'list'], env, dir);
+    expect(users.status).toBe(0);
+    expect(users.stdout).toContain('No accounts yet.');
+    const outbox = cli(['outbox', 'status'], env, dir);
+    expect(outbox.stdout).toMatch(/pending\s+0\nsent\s+0\ndead\s+0/);
+  });
+
+  it('refuses an unknown command with usage and exit code 2', () => {
+    const dir = tempDir();
+    const result = cli(['frobnicate'], { DATA_DIR: path.join(dir, 'data') }, dir);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('unknown command "frobnicate"');
+    expect(result.stderr).toContain('Usage: mailproof <command>');
+  });
+
+  it('start migrates, serves, delivers mail to the inbox and stops cleanly on SIGTERM', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const smtpPort = await freePort();
+    const child = spawn(process.execPath, [BIN, 'start'], {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATA_DIR: path.join(dir, 'data'),
+        PORT: String(port),
+        INBOX_SMTP_PORT: String(smtpPort),
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const banner = await waitForOutput(child, 'SMTP inbox', 20_000);
+      expect(banner).toContain(`Mailproof is running at http://localhost:${port}`);
+      expect(banner).toContain(`Inbox:       http://localhost:${port}/_inbox`);
+      const base = `http://127.0.0.1:${port}`;
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      expect(await (await fetch(`${base}/readyz`)).json()).toEqual({
+        status: 'ready',
+        database: 'ok',
+      });
+      const signup = await fetch(`${base}/api/signup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'cli@example.com', password: 'a passphrase long enough' }),
+      });
+      expect(signup.status).toBe(202);
+      const latest = await fetch(`${base}/_inbox/api/latest?to=cli@example.com&wait=5000`);
+      expect(latest.status).toBe(200);
+      const message = (await latest.json()) as { verification: { url: string; code: string } };
+      expect(message.verification.url).toMatch(new RegExp(`^http://localhost:${port}/verify/`));
+      expect(message.verification.code).toMatch(/^\d{8}$/);
+    } finally {
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+  });
+});
