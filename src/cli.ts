@@ -107,7 +107,7 @@ async function run(
 async function runWorker(config: Config): Promise<number> {
   const log = createLogger(config);
   const runtime = await createRuntime(config, { worker: true, log });
-  runtime.worker?.start();
+  runtime.startWorker();
   console.log(`Mailproof worker ${runtime.worker?.id} is sending from the outbox.`);
   await untilSignal();
   await runtime.close();

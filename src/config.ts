@@ -40,7 +40,17 @@ export interface Config {
     smtpHost: string;
     retainMessages: number;
   };
-  contactTo: string | null;
+  contact: {
+    /** Where accepted messages are delivered; null disables the contact form. */
+    to: string | null;
+    linkTtlSeconds: number;
+    /** Unconfirmed messages older than this are deleted by the worker. */
+    pendingRetentionSeconds: number;
+    webhookUrl: string | null;
+    webhookSecret: string | null;
+  };
+  /** Password for the owner's admin pages (HTTP basic auth); null disables them. */
+  adminToken: string | null;
   passwordMinLength: number;
   requireVerifiedLogin: boolean;
   ttl: {
@@ -58,6 +68,8 @@ export interface Config {
     loginPerClient: RateLimitRule;
     loginPerAddress: RateLimitRule;
     verifyPerClient: RateLimitRule;
+    contactPerClient: RateLimitRule;
+    contactPerAddress: RateLimitRule;
   };
 }
 
@@ -242,7 +254,8 @@ function buildConfig(read: EnvReader): Config {
       smtpHost: read.string('INBOX_SMTP_HOST', '127.0.0.1'),
       retainMessages: read.int('INBOX_RETAIN_MESSAGES', 5000, 10, 10_000_000),
     },
-    contactTo: read.optional('CONTACT_TO'),
+    contact: readContact(read, isProduction, baseUrl),
+    adminToken: readAdminToken(read, isProduction),
     passwordMinLength,
     requireVerifiedLogin: read.bool('REQUIRE_VERIFIED_LOGIN', false),
     ttl: {
@@ -260,8 +273,44 @@ function buildConfig(read: EnvReader): Config {
       loginPerClient: read.rateLimit('RATE_LIMIT_LOGIN_CLIENT', '30/5m'),
       loginPerAddress: read.rateLimit('RATE_LIMIT_LOGIN_ADDRESS', '10/15m'),
       verifyPerClient: read.rateLimit('RATE_LIMIT_VERIFY_CLIENT', '60/5m'),
+      contactPerClient: read.rateLimit('RATE_LIMIT_CONTACT_CLIENT', '10/1h'),
+      contactPerAddress: read.rateLimit('RATE_LIMIT_CONTACT_ADDRESS', '3/1h'),
     },
   };
+}
+
+function readContact(read: EnvReader, isProduction: boolean, baseUrl: string): Config['contact'] {
+  // In development the form works out of the box: owner mail lands in the inbox like the rest.
+  const to =
+    read.optional('CONTACT_TO') ?? (isProduction ? null : `owner@${new URL(baseUrl).hostname}`);
+  if (to !== null && !/^[^@\s<>]+@[^@\s<>]+$/.test(to)) {
+    throw new ConfigError(`CONTACT_TO must be one email address, got "${to}"`);
+  }
+  const webhookUrl = read.optional('CONTACT_WEBHOOK_URL');
+  if (webhookUrl !== null && !/^https?:\/\/\S+$/.test(webhookUrl)) {
+    throw new ConfigError('CONTACT_WEBHOOK_URL must be an http(s) URL');
+  }
+  const webhookSecret = read.optional('CONTACT_WEBHOOK_SECRET');
+  if (webhookUrl && (!webhookSecret || webhookSecret.length < 16)) {
+    throw new ConfigError(
+      'CONTACT_WEBHOOK_SECRET must be set (at least 16 characters) when CONTACT_WEBHOOK_URL is set',
+    );
+  }
+  return {
+    to,
+    linkTtlSeconds: read.duration('CONTACT_LINK_TTL', 15 * 60),
+    pendingRetentionSeconds: read.duration('CONTACT_PENDING_RETENTION', 24 * 3600),
+    webhookUrl,
+    webhookSecret,
+  };
+}
+
+function readAdminToken(read: EnvReader, isProduction: boolean): string | null {
+  const token = read.optional('ADMIN_TOKEN');
+  if (token !== null && isProduction && token.length < 16) {
+    throw new ConfigError('ADMIN_TOKEN must be at least 16 characters in production');
+  }
+  return token;
 }
 
 function readColor(read: EnvReader): string {
@@ -310,5 +359,10 @@ function readDatabaseUrl(read: EnvReader, dataDir: string): string {
 
 /** Settings that must never reach a log line, an error or a page. */
 export function secretValues(config: Config): string[] {
-  return [config.secretKey, config.mail.password].filter((v): v is string => Boolean(v));
+  return [
+    config.secretKey,
+    config.mail.password,
+    config.adminToken,
+    config.contact.webhookSecret,
+  ].filter((v): v is string => Boolean(v));
 }

@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Clock, Random } from './clock.ts';
 import type { Config } from './config.ts';
@@ -12,6 +13,8 @@ export interface AppContext {
   random: Random;
   log: Logger;
   branding: Branding;
+  /** In-process hooks: `contact.accepted` (AcceptedContactEvent), after the commit. */
+  events: EventEmitter;
   /** Called after a transaction that queued mail has committed: wakes the outbox worker. */
   mailQueued(): void;
 }

@@ -1,8 +1,10 @@
 // The composition root: builds every part from a Config, and starts and stops them in order.
+import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type Clock, cryptoRandom, type Random, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
+import { purgePendingContacts } from './contact/contact.ts';
 import type { AppContext } from './context.ts';
 import { type Db, migrateToLatest, openDatabase } from './db/index.ts';
 import { type Catcher, startSmtpCatcher } from './inbox/smtp.ts';
@@ -38,6 +40,8 @@ export interface Runtime {
   catcher: Catcher | null;
   transport: MailTransport;
   listen(): Promise<string>;
+  /** Starts the outbox worker and periodic maintenance (purging unconfirmed contact messages). */
+  startWorker(): void;
   close(): Promise<void>;
 }
 
@@ -65,6 +69,7 @@ export async function createRuntime(
     random: options.random ?? cryptoRandom,
     log,
     branding,
+    events: new EventEmitter(),
     mailQueued: () => worker?.wake(),
   };
   if (options.worker ?? true) {
@@ -77,12 +82,25 @@ export async function createRuntime(
       branding,
       from: config.mail.defaultSender,
       maxAttempts: config.mail.maxAttempts,
+      webhookSecret: config.contact.webhookSecret,
       ...options.workerOptions,
     });
   }
   const limits = createRateLimits(config.rateLimits);
   const app = await buildWebApp({ ctx, limits, inbox });
   let catcher: Catcher | null = null;
+  let maintenance: NodeJS.Timeout | null = null;
+  const startWorker = () => {
+    if (!worker || maintenance) return;
+    worker.start();
+    maintenance = setInterval(purge, 60_000);
+    maintenance.unref();
+  };
+  const purge = () =>
+    purgePendingContacts(ctx).then(
+      (count) => count && log.info({ count }, 'purged unconfirmed contact messages'),
+      (error: unknown) => log.error({ err: error }, 'purging contact messages failed'),
+    );
 
   return {
     config,
@@ -96,6 +114,7 @@ export async function createRuntime(
     get catcher() {
       return catcher;
     },
+    startWorker,
     async listen() {
       if (inbox && options.smtpCatcher) {
         catcher = await startSmtpCatcher(inbox, {
@@ -103,10 +122,11 @@ export async function createRuntime(
           port: config.inbox.smtpPort,
         });
       }
-      worker?.start();
+      startWorker();
       return app.listen({ port: config.port, host: config.host });
     },
     async close() {
+      if (maintenance) clearInterval(maintenance);
       await app.close();
       await worker?.stop();
       await catcher?.close();

@@ -6,6 +6,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, type Migration, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import * as m001 from './migrations/001_initial.ts';
+import * as m002 from './migrations/002_contact.ts';
 import type { Database } from './schema.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -114,6 +115,7 @@ function openPostgres(connectionString: string): Db {
 
 const migrations: Record<string, Migration> = {
   '001_initial': m001,
+  '002_contact': m002,
 };
 
 export async function migrateToLatest(db: Db): Promise<string[]> {

@@ -38,9 +38,12 @@ export interface SessionsTable {
 }
 
 export type OutboxStatus = 'pending' | 'sent' | 'dead';
+export type OutboxKind = 'email' | 'webhook';
 
 export interface OutboxTable {
   id: string;
+  /** `email`: to_address is a mailbox; `webhook`: to_address is a URL and payload the event. */
+  kind: Generated<OutboxKind>;
   message_id: string;
   to_address: string;
   template: string;
@@ -58,7 +61,22 @@ export interface OutboxTable {
   sent_at: number | null;
 }
 
+export type ContactStatus = 'pending' | 'accepted';
+
+/** A contact-form message; it counts (and is delivered) only once its sender confirms. */
+export interface ContactMessagesTable {
+  id: string;
+  name: string;
+  email: string;
+  email_normalized: string;
+  message: string;
+  status: ContactStatus;
+  created_at: number;
+  accepted_at: number | null;
+}
+
 export interface Database {
+  contact_messages: ContactMessagesTable;
   users: UsersTable;
   verifications: VerificationsTable;
   sessions: SessionsTable;
@@ -69,3 +87,4 @@ export type User = Selectable<UsersTable>;
 export type Verification = Selectable<VerificationsTable>;
 export type OutboxRow = Selectable<OutboxTable>;
 export type NewOutboxRow = Insertable<OutboxTable>;
+export type ContactMessage = Selectable<ContactMessagesTable>;

@@ -6,6 +6,7 @@ export interface RenderedEmail {
   subject: string;
   html: string;
   text: string;
+  replyTo?: { name: string; address: string };
 }
 
 const toText = compile({
@@ -24,11 +25,13 @@ export function renderEmail(name: string, data: unknown, branding: Branding): Re
   const template = templates[name as TemplateName] as {
     subject(data: unknown, branding: Branding): string;
     body(data: unknown, branding: Branding): Parameters<typeof render>[0];
+    replyTo?(data: unknown): { name: string; address: string };
   };
   const subject = template.subject(data, branding);
   const body = render(template.body(data, branding));
   const html = `<!DOCTYPE html><html lang="en" dir="ltr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light dark"><meta name="supported-color-schemes" content="light dark"><title>${escapeHtml(subject)}</title></head><body style="margin:0;padding:0;background-color:#f4f5f7;">${body}</body></html>`;
-  return { subject, html, text: toText(html) };
+  const replyTo = template.replyTo?.(data);
+  return { subject, html, text: toText(html), ...(replyTo ? { replyTo } : {}) };
 }
 
 function escapeHtml(value: string): string {

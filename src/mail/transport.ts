@@ -8,6 +8,7 @@ export interface OutgoingEmail {
   html: string;
   text: string;
   messageId: string;
+  replyTo?: { name: string; address: string };
   /** Which template, flow and request made this message; kept by the inbox, not sent to the internet. */
   provenance: {
     template: string;
@@ -75,6 +76,7 @@ export function createSmtpTransport(config: Config['mail'] & { server: string })
           html: email.html,
           text: email.text,
           messageId: email.messageId,
+          replyTo: email.replyTo,
         });
       } catch (error) {
         throw classifySmtpError(error);
@@ -101,6 +103,7 @@ export async function composeMime(email: OutgoingEmail): Promise<Buffer> {
     html: email.html,
     text: email.text,
     messageId: email.messageId,
+    replyTo: email.replyTo,
   });
   return info.message as Buffer;
 }

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Clock, Random } from '../clock.ts';
 import type { Db } from '../db/index.ts';
 import type { OutboxRow } from '../db/schema.ts';
+import { deliverWebhook } from '../events/webhook.ts';
 import { redactEmails } from '../logger.ts';
 import { renderEmail } from './render.ts';
 import type { Branding } from './templates/index.ts';
@@ -19,6 +20,8 @@ export interface WorkerOptions {
   branding: Branding;
   from: string;
   maxAttempts: number;
+  /** Signs webhook deliveries (outbox rows of kind `webhook`). */
+  webhookSecret?: string | null;
   batchSize?: number;
   leaseMs?: number;
   idlePollMs?: number;
@@ -90,23 +93,39 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
     });
   }
 
+  async function deliver(row: OutboxRow & { payload: string }): Promise<void> {
+    if (row.kind === 'webhook') {
+      if (!options.webhookSecret) throw new SendError('webhook: no secret configured', true);
+      await deliverWebhook({
+        url: row.to_address,
+        deliveryId: row.id,
+        event: row.template,
+        body: row.payload,
+        secret: options.webhookSecret,
+        nowMs: clock.now(),
+      });
+      return;
+    }
+    const rendered = renderEmail(row.template, JSON.parse(row.payload), options.branding);
+    await transport.send({
+      from: options.from,
+      to: row.to_address,
+      ...rendered,
+      messageId: row.message_id,
+      provenance: {
+        template: row.template,
+        flow: row.flow,
+        requestId: row.request_id,
+        outboxId: row.id,
+        attempt: row.attempts,
+      },
+    });
+  }
+
   async function sendOne(row: OutboxRow): Promise<void> {
     try {
       if (row.payload === null) throw new SendError('message has no payload', true);
-      const rendered = renderEmail(row.template, JSON.parse(row.payload), options.branding);
-      await transport.send({
-        from: options.from,
-        to: row.to_address,
-        ...rendered,
-        messageId: row.message_id,
-        provenance: {
-          template: row.template,
-          flow: row.flow,
-          requestId: row.request_id,
-          outboxId: row.id,
-          attempt: row.attempts,
-        },
-      });
+      await deliver({ ...row, payload: row.payload });
       await db.kysely
         .updateTable('outbox')
         .set({

@@ -11,6 +11,7 @@ import {
 import { logIn } from '../accounts/login.ts';
 import { invalidateSession } from '../accounts/session.ts';
 import { signUp } from '../accounts/signup.ts';
+import { confirmContactCode, confirmContactToken, submitContact } from '../contact/contact.ts';
 import type { AppContext } from '../context.ts';
 import type { RateLimits } from '../ratelimit/limiter.ts';
 import { sendApiError, sendRateLimited } from './errors.ts';
@@ -216,6 +217,108 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
       if (!user) return sendApiError(reply, 401, 'unauthenticated', 'Log in first.');
       reply.header('Cache-Control', 'no-store');
       return reply.send({ email: user.email, emailVerified: user.email_verified_at !== null });
+    },
+  );
+
+  app.post(
+    '/contact',
+    {
+      schema: {
+        summary: 'Submit a contact message; it is delivered only after the sender confirms',
+        body: z.object({
+          name: z.string().max(1000),
+          email: emailField,
+          message: z.string().max(20_000),
+          website: z.string().max(1000).optional(),
+        }),
+        response: {
+          202: z.object({ status: z.literal('pending') }),
+          400: errorResponse,
+          404: errorResponse,
+          429: errorResponse,
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!ctx.config.contact.to) {
+        return sendApiError(
+          reply,
+          404,
+          'contact_disabled',
+          'This site has no contact address configured.',
+        );
+      }
+      const limited = await limits.consume([
+        ['contactPerClient', request.ip],
+        ['contactPerAddress', normaliseEmail(request.body.email)],
+      ]);
+      if (!limited.ok) return sendRateLimited(reply, limited.retryAfterSeconds);
+      const result = await submitContact(ctx, request.body, request.id);
+      if (result.status === 'invalid') {
+        const [field, message] = Object.entries(result.errors)[0] ?? [
+          'message',
+          'Invalid message.',
+        ];
+        return sendApiError(reply, 400, `${field}_invalid`, message ?? 'Invalid value.', {
+          field,
+          fields: result.errors,
+        });
+      }
+      return reply.code(202).send({ status: 'pending' });
+    },
+  );
+
+  app.post(
+    '/contact/confirm',
+    {
+      schema: {
+        summary:
+          'Accept a pending contact message with its link token, or the address and its code',
+        body: z.union([
+          z.object({ token: z.string().max(200) }),
+          z.object({ email: emailField, code: z.string().max(20) }),
+        ]),
+        response: {
+          200: z.object({ status: z.enum(['accepted', 'already_accepted']) }),
+          400: errorResponse,
+          410: errorResponse,
+          429: errorResponse,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { body } = request;
+      let result: Awaited<ReturnType<typeof confirmContactCode>>;
+      if ('token' in body) {
+        result = await confirmContactToken(ctx, body.token);
+      } else {
+        const limited = await limits.consume([['verifyPerClient', request.ip]]);
+        if (!limited.ok) return sendRateLimited(reply, limited.retryAfterSeconds);
+        result = await confirmContactCode(ctx, body.email, body.code);
+      }
+      switch (result.status) {
+        case 'accepted':
+        case 'already_accepted':
+          return reply.send({ status: result.status });
+        case 'expired':
+          return sendApiError(
+            reply,
+            410,
+            'token_expired',
+            'This link has expired. Ask for a new one from the link page.',
+          );
+        case 'too_many_attempts':
+          return sendApiError(
+            reply,
+            400,
+            'too_many_attempts',
+            'Too many wrong codes. Use the link instead.',
+          );
+        case 'code_invalid':
+          return sendApiError(reply, 400, 'code_invalid', 'That code is not right.');
+        default:
+          return sendApiError(reply, 400, 'token_invalid', 'This link is not valid.');
+      }
     },
   );
 };

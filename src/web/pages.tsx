@@ -12,16 +12,35 @@ import {
 import { logIn } from '../accounts/login.ts';
 import { invalidateSession } from '../accounts/session.ts';
 import { signUp } from '../accounts/signup.ts';
+import {
+  CONTACT_LIMITS,
+  confirmContactCode,
+  confirmContactToken,
+  findContactByToken,
+  listAcceptedContacts,
+  resendContactForToken,
+  submitContact,
+} from '../contact/contact.ts';
 import type { AppContext } from '../context.ts';
 import type { LimitName, RateLimits } from '../ratelimit/limiter.ts';
-import { findByToken } from '../tokens/tokens.ts';
+import { findByToken, looksLikeToken } from '../tokens/tokens.ts';
+import { adminAuthorized, requestAdminAuth } from './admin-auth.ts';
 import { clearSessionCookie, getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
+import {
+  AdminContactPage,
+  ContactCodePage,
+  ContactConfirmPage,
+  ContactOutcomePage,
+  ContactPage,
+  ContactPendingPage,
+} from './views/contact.tsx';
 import { type Flash, type PageContext, renderPage } from './views/layout.tsx';
 import {
   AccountPage,
   CheckInboxPage,
   CodePage,
   ConfirmPage,
+  ErrorPage,
   HomePage,
   LoginPage,
   OutcomePage,
@@ -350,5 +369,206 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
     if (await limited(request, reply, checks, '/verify/resend')) return reply;
     await resendSignupVerification(ctx, email, request.id);
     return sendPage(reply, <ResendSentPage ctx={await pageContext(ctx, request, reply)} />);
+  });
+
+  // The verified contact form (SPEC §3).
+  const contactLimits = { name: CONTACT_LIMITS.name, message: CONTACT_LIMITS.message };
+
+  async function contactDisabled(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    if (ctx.config.contact.to) return false;
+    sendPage(
+      reply,
+      <ErrorPage
+        ctx={await pageContext(ctx, request, reply)}
+        title="Contact form not available"
+        message="This site has no contact address configured."
+      />,
+      404,
+    );
+    return true;
+  }
+
+  app.get('/contact', async (request, reply) => {
+    if (await contactDisabled(request, reply)) return reply;
+    return sendPage(
+      reply,
+      <ContactPage ctx={await pageContext(ctx, request, reply)} limits={contactLimits} />,
+    );
+  });
+
+  app.post('/contact', csrf, async (request, reply) => {
+    if (await contactDisabled(request, reply)) return reply;
+    const input = {
+      name: field(request.body, 'name'),
+      email: field(request.body, 'email'),
+      message: field(request.body, 'message'),
+      website: field(request.body, 'website'),
+    };
+    const checks: Array<[LimitName, string]> = [
+      ['contactPerClient', request.ip],
+      ['contactPerAddress', normaliseEmail(input.email)],
+    ];
+    if (await limited(request, reply, checks, '/contact')) return reply;
+    const result = await submitContact(ctx, input, request.id);
+    const page = await pageContext(ctx, request, reply);
+    if (result.status === 'invalid') {
+      return sendPage(
+        reply,
+        <ContactPage ctx={page} values={input} errors={result.errors} limits={contactLimits} />,
+        400,
+      );
+    }
+    return sendPage(reply, <ContactPendingPage ctx={page} email={input.email.trim()} />);
+  });
+
+  // Opening the emailed link shows the message and a button; only the POST accepts it.
+  app.get<{ Params: { token: string } }>('/contact/confirm/:token', async (request, reply) => {
+    const page = await pageContext(ctx, request, reply);
+    const found = await findContactByToken(ctx, request.params.token);
+    switch (found.status) {
+      case 'valid':
+        return sendPage(
+          reply,
+          <ContactConfirmPage
+            ctx={page}
+            contact={found.contact}
+            action={`/contact/confirm/${request.params.token}`}
+          />,
+        );
+      case 'expired':
+        return sendPage(
+          reply,
+          <ContactOutcomePage ctx={page} outcome="expired" token={request.params.token} />,
+          410,
+        );
+      case 'used':
+        return sendPage(reply, <ContactOutcomePage ctx={page} outcome="already_accepted" />);
+      default:
+        return sendPage(reply, <ContactOutcomePage ctx={page} outcome="invalid" />, 400);
+    }
+  });
+
+  app.post<{ Params: { token: string } }>(
+    '/contact/confirm/:token',
+    csrf,
+    async (request, reply) => {
+      const result = await confirmContactToken(ctx, request.params.token);
+      const page = await pageContext(ctx, request, reply);
+      const status = result.status === 'invalid' ? 400 : result.status === 'expired' ? 410 : 200;
+      return sendPage(
+        reply,
+        <ContactOutcomePage ctx={page} outcome={result.status} token={request.params.token} />,
+        status,
+      );
+    },
+  );
+
+  app.get<{ Querystring: { email?: string } }>('/contact/confirm', async (request, reply) => {
+    const page = await pageContext(ctx, request, reply);
+    const email = typeof request.query.email === 'string' ? request.query.email : undefined;
+    return sendPage(reply, <ContactCodePage ctx={page} email={email} />);
+  });
+
+  app.post('/contact/confirm', csrf, async (request, reply) => {
+    const email = field(request.body, 'email');
+    const code = field(request.body, 'code');
+    const errors: Record<string, string> = {};
+    if (!isValidEmail(email)) errors.email = 'Enter the email address the code was sent to.';
+    if (!/^\d{4}[\s-]?\d{4}$/.test(code.trim())) errors.code = 'Enter the 8 digits of the code.';
+    if (Object.keys(errors).length > 0) {
+      return sendPage(
+        reply,
+        <ContactCodePage
+          ctx={await pageContext(ctx, request, reply)}
+          email={email}
+          errors={errors}
+        />,
+        400,
+      );
+    }
+    if (await limited(request, reply, [['verifyPerClient', request.ip]], '/contact/confirm'))
+      return reply;
+    const result = await confirmContactCode(ctx, email, code.trim());
+    const page = await pageContext(ctx, request, reply);
+    switch (result.status) {
+      case 'accepted':
+      case 'already_accepted':
+        return sendPage(reply, <ContactOutcomePage ctx={page} outcome={result.status} />);
+      case 'expired':
+        return sendPage(
+          reply,
+          <ContactCodePage
+            ctx={page}
+            email={email}
+            errors={{
+              code: 'This code has expired. Use the link in the message to get a new one.',
+            }}
+          />,
+          410,
+        );
+      case 'too_many_attempts':
+        return sendPage(
+          reply,
+          <ContactCodePage
+            ctx={page}
+            email={email}
+            errors={{ code: 'Too many wrong codes. Use the link in the message instead.' }}
+          />,
+          400,
+        );
+      default:
+        return sendPage(
+          reply,
+          <ContactCodePage
+            ctx={page}
+            email={email}
+            errors={{ code: 'That code is not right. Check it and try again.' }}
+          />,
+          400,
+        );
+    }
+  });
+
+  app.post('/contact/resend', csrf, async (request, reply) => {
+    const token = field(request.body, 'token');
+    if (await limited(request, reply, [['contactPerClient', request.ip]], '/contact')) return reply;
+    const address = looksLikeToken(token)
+      ? await findContactByToken(ctx, token)
+      : { status: 'invalid' as const };
+    if (address.status === 'invalid' || address.contact.status !== 'pending') {
+      return sendPage(
+        reply,
+        <ContactOutcomePage ctx={await pageContext(ctx, request, reply)} outcome="invalid" />,
+        400,
+      );
+    }
+    if (
+      await limited(
+        request,
+        reply,
+        [['contactPerAddress', address.contact.email_normalized]],
+        '/contact',
+      )
+    ) {
+      return reply;
+    }
+    await resendContactForToken(ctx, token, request.id);
+    return sendPage(
+      reply,
+      <ContactOutcomePage ctx={await pageContext(ctx, request, reply)} outcome="resent" />,
+    );
+  });
+
+  // The site owner's list of accepted messages, behind HTTP basic auth with ADMIN_TOKEN.
+  app.get('/admin/contact', async (request, reply) => {
+    if (!ctx.config.adminToken) return reply.callNotFound();
+    if (!adminAuthorized(ctx.config.adminToken, request.headers.authorization)) {
+      return requestAdminAuth(reply);
+    }
+    const messages = await listAcceptedContacts(ctx, 200);
+    return sendPage(
+      reply,
+      <AdminContactPage ctx={await pageContext(ctx, request, reply)} messages={messages} />,
+    );
   });
 };

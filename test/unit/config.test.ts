@@ -74,7 +74,9 @@ describe('loadConfig defaults', () => {
     expect(config.codeMaxAttempts).toBe(5);
     expect(config.rateLimits.enabled).toBe(true);
     expect(config.rateLimits.resendPerAddress).toEqual({ points: 1, durationSeconds: 60 });
-    expect(config.contactTo).toBeNull();
+    expect(config.contact.to).toBe('owner@localhost');
+    expect(config.contact.linkTtlSeconds).toBe(15 * 60);
+    expect(config.adminToken).toBeNull();
   });
 
   it('uses port 465 by default for implicit TLS and derives BASE_URL from PORT', () => {

@@ -1,4 +1,6 @@
 import type { VNode } from 'preact';
+import { contactDelivery } from './contact-delivery.tsx';
+import { contactVerify } from './contact-verify.tsx';
 import type { Branding } from './layout.tsx';
 import { signupExisting } from './signup-existing.tsx';
 import { verifyEmail } from './verify-email.tsx';
@@ -8,12 +10,16 @@ export interface EmailTemplate<Data> {
   subject(data: Data, branding: Branding): string;
   body(data: Data, branding: Branding): VNode;
   sample(branding: Branding): Data;
+  /** Where replies go, when not to the sender. */
+  replyTo?(data: Data): { name: string; address: string };
 }
 
 /** Every email the product sends. Adding a template here puts it in previews and checks. */
 export const templates = {
   'verify-email': verifyEmail,
   'signup-existing': signupExisting,
+  'contact-verify': contactVerify,
+  'contact-delivery': contactDelivery,
   // biome-ignore lint/suspicious/noExplicitAny: each template has its own data type
 } satisfies Record<string, EmailTemplate<any>>;
 

@@ -1,0 +1,56 @@
+import { type Branding, EmailLayout, paragraph, small } from './layout.tsx';
+
+export interface ContactDeliveryData {
+  name: string;
+  email: string;
+  message: string;
+  receivedAt: string;
+}
+
+export const contactDelivery = {
+  name: 'contact-delivery',
+  // Header values are built from the sender's input: no line breaks survive into them.
+  subject: (data: ContactDeliveryData, _branding: Branding) =>
+    `Contact form: message from ${oneLine(data.name)}`,
+  replyTo: (data: ContactDeliveryData) => ({ name: oneLine(data.name), address: data.email }),
+  body: (data: ContactDeliveryData, branding: Branding) => (
+    <EmailLayout
+      branding={branding}
+      preheader={`${oneLine(data.name)} wrote through the contact form.`}
+      footer={`The sender confirmed their address before this message was delivered. Reply to this email to answer them. Sent by the contact form of ${branding.appName}.`}
+    >
+      <h1 style={{ fontSize: '22px', lineHeight: '30px', margin: '0 0 16px' }}>
+        New message from the contact form
+      </h1>
+      <p style={paragraph}>
+        <strong>From:</strong> {data.name} &lt;{data.email}&gt; (address confirmed)
+      </p>
+      <div
+        style={{
+          margin: '0 0 16px',
+          padding: '12px 16px',
+          backgroundColor: '#f4f5f7',
+          borderRadius: '6px',
+          whiteSpace: 'pre-wrap',
+          wordBreak: 'break-word',
+        }}
+      >
+        {data.message}
+      </div>
+      <p style={small}>Received {data.receivedAt}.</p>
+    </EmailLayout>
+  ),
+  sample: (_branding: Branding): ContactDeliveryData => ({
+    name: 'Ada Lovelace',
+    email: 'ada@example.com',
+    message: 'Hello,\n\nI would like to know more about your plans for teams.\n\nAda',
+    receivedAt: '2026-01-15 12:00 UTC',
+  }),
+};
+
+/** Collapses every run of whitespace (CR and LF included) to one space and trims the length. */
+export function oneLine(value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+  const collapsed = value.replace(/[\s\u0000-\u001f\u007f]+/g, ' ');
+  return collapsed.trim().slice(0, 200);
+}

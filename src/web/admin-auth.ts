@@ -1,0 +1,19 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply } from 'fastify';
+
+/** HTTP basic auth: any user name, ADMIN_TOKEN as the password, compared in constant time. */
+export function adminAuthorized(adminToken: string, header: string | undefined): boolean {
+  if (!header?.startsWith('Basic ')) return false;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const password = decoded.slice(decoded.indexOf(':') + 1);
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(password), digest(adminToken));
+}
+
+export function requestAdminAuth(reply: FastifyReply): FastifyReply {
+  return reply
+    .code(401)
+    .header('WWW-Authenticate', 'Basic realm="Mailproof admin", charset="UTF-8"')
+    .type('text/plain; charset=utf-8')
+    .send('Authentication required.');
+}
