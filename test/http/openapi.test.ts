@@ -20,6 +20,8 @@ describe('OpenAPI document', () => {
         '/_inbox/api/latest',
         '/_inbox/api/messages',
         '/_inbox/api/messages/{id}',
+        '/api/contact',
+        '/api/contact/confirm',
         '/api/login',
         '/api/logout',
         '/api/me',

@@ -60,16 +60,22 @@ describe.each(names)('template %s with its sample data', (name) => {
     expect(rendered.html.trimEnd().endsWith('</html>')).toBe(true);
   });
 
-  it('has at least one link, all absolute and built from BASE_URL', () => {
+  it('has at least one link, each built from BASE_URL or a mailto: reply link', () => {
     const links = hrefsOf(rendered.html);
     expect(links.length).toBeGreaterThan(0);
-    for (const link of links) expect(link.startsWith(`${branding.baseUrl}/`)).toBe(true);
+    for (const link of links) {
+      expect(link.startsWith(`${branding.baseUrl}/`) || link.startsWith('mailto:')).toBe(true);
+    }
   });
 
   it('has a plain-text part that carries every link of the HTML', () => {
     expect(rendered.text.trim().length).toBeGreaterThan(50);
-    expect(rendered.text).not.toMatch(/<[a-z][^>]*>/i);
-    for (const link of hrefsOf(rendered.html)) expect(rendered.text).toContain(link);
+    // No markup left (an address in angle brackets, <ada@example.com>, is text).
+    expect(rendered.text).not.toMatch(/<[a-z][^>@]*>/i);
+    // html-to-text shows a mailto: link as its bare address.
+    for (const link of hrefsOf(rendered.html)) {
+      expect(rendered.text).toContain(link.replace(/^mailto:/, ''));
+    }
   });
 
   it('stays under 100 KB of HTML (Gmail clips at 102 KB)', () => {

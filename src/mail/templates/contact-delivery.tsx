@@ -10,8 +10,8 @@ export interface ContactDeliveryData {
 export const contactDelivery = {
   name: 'contact-delivery',
   // Header values are built from the sender's input: no line breaks survive into them.
-  subject: (data: ContactDeliveryData, _branding: Branding) =>
-    `Contact form: message from ${oneLine(data.name)}`,
+  subject: (data: ContactDeliveryData, branding: Branding) =>
+    `[${oneLine(branding.appName)}] Contact form: message from ${oneLine(data.name)}`,
   replyTo: (data: ContactDeliveryData) => ({ name: oneLine(data.name), address: data.email }),
   body: (data: ContactDeliveryData, branding: Branding) => (
     <EmailLayout
@@ -35,8 +35,20 @@ export const contactDelivery = {
           wordBreak: 'break-word',
         }}
       >
-        {data.message}
+        {data.message.split('\n').map((line, i) => (
+          // Lines as typed: escaped text with <br>, so both the HTML and the text part keep them.
+          // biome-ignore lint/suspicious/noArrayIndexKey: the lines are static
+          <span key={i}>
+            {i > 0 ? <br /> : null}
+            {line}
+          </span>
+        ))}
       </div>
+      <p style={paragraph}>
+        <a href={`mailto:${data.email}`} style={{ color: branding.brandColor }}>
+          Reply to {data.name}
+        </a>
+      </p>
       <p style={small}>Received {data.receivedAt}.</p>
     </EmailLayout>
   ),
