@@ -1,6 +1,7 @@
 // `mailproof <command>`: the one entry point for people and process managers.
 import { listUsers } from './accounts/user.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
+import { listAcceptedContacts } from './contact/contact.ts';
 import { migrateToLatest, openDatabase } from './db/index.ts';
 import { createLogger } from './logger.ts';
 import { outboxCounts } from './mail/outbox.ts';
@@ -16,6 +17,7 @@ Commands:
   inbox            run the mail-catching inbox: SMTP on INBOX_SMTP_PORT and the /_inbox pages
   users list       list accounts (newest first)
   outbox status    count pending, sent and dead messages
+  contact list     accepted contact messages (newest first)
   help             show this text
 
 Configuration comes from the environment and from .env; see the README.`;
@@ -47,6 +49,9 @@ async function main(argv: string[]): Promise<number> {
       break;
     case 'outbox':
       if (sub === 'status') return outboxStatus(config);
+      break;
+    case 'contact':
+      if (sub === 'list') return contactList(config);
       break;
   }
   console.error(
@@ -136,6 +141,22 @@ async function outboxStatus(config: Config): Promise<number> {
   try {
     const counts = await outboxCounts(db.kysely);
     console.log(`pending ${counts.pending}\nsent    ${counts.sent}\ndead    ${counts.dead}`);
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+async function contactList(config: Config): Promise<number> {
+  const db = openDatabase(config.databaseUrl);
+  try {
+    const messages = await listAcceptedContacts(db.kysely, 200);
+    for (const m of messages) {
+      const when = new Date(m.accepted_at ?? m.created_at).toISOString();
+      const oneLine = m.message.replace(/\s+/g, ' ').slice(0, 120);
+      console.log(`${when}\t${m.name} <${m.email}>\t${oneLine}`);
+    }
+    if (messages.length === 0) console.log('No accepted contact messages yet.');
     return 0;
   } finally {
     await db.close();

@@ -1,6 +1,6 @@
 // The verified contact form: a message is stored as pending and counts only once its sender
 // proves the address. Acceptance, delivery to the owner and the webhook are one transaction.
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { isValidEmail, normaliseEmail } from '../accounts/email.ts';
 import { newId } from '../clock.ts';
 import { type AppContext, messageIdDomain } from '../context.ts';
@@ -398,8 +398,8 @@ export async function purgePendingContacts(ctx: AppContext): Promise<number> {
   });
 }
 
-export function listAcceptedContacts(ctx: AppContext, limit = 100): Promise<ContactMessage[]> {
-  return ctx.db.kysely
+export function listAcceptedContacts(db: Kysely<Database>, limit = 100): Promise<ContactMessage[]> {
+  return db
     .selectFrom('contact_messages')
     .selectAll()
     .where('status', '=', 'accepted')

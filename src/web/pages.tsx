@@ -565,7 +565,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
     if (!adminAuthorized(ctx.config.adminToken, request.headers.authorization)) {
       return requestAdminAuth(reply);
     }
-    const messages = await listAcceptedContacts(ctx, 200);
+    const messages = await listAcceptedContacts(ctx.db.kysely, 200);
     return sendPage(
       reply,
       <AdminContactPage ctx={await pageContext(ctx, request, reply)} messages={messages} />,

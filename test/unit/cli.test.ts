@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const BIN = path.resolve('bin/mailproof.js');
@@ -62,7 +63,7 @@ describe('mailproof CLI (SQLite)', () => {
     const env = { DATA_DIR: path.join(dir, 'data') };
     const migrate = cli(['migrate'], env, dir);
     expect(migrate.status).toBe(0);
-    expect(migrate.stdout).toContain('Applied migrations: 001_initial');
+    expect(migrate.stdout).toContain('Applied migrations: 001_initial, 002_contact');
     const again = cli(['migrate'], env, dir);
     expect(again.stdout).toContain('Database is up to date.');
     const users = cli(['users', 'list'], env, dir);
@@ -70,6 +71,46 @@ describe('mailproof CLI (SQLite)', () => {
     expect(users.stdout).toContain('No accounts yet.');
     const outbox = cli(['outbox', 'status'], env, dir);
     expect(outbox.stdout).toMatch(/pending\s+0\nsent\s+0\ndead\s+0/);
+  });
+
+  it('contact list shows accepted messages only, newest first', () => {
+    const dir = tempDir();
+    const dataDir = path.join(dir, 'data');
+    expect(cli(['migrate'], { DATA_DIR: dataDir }, dir).status).toBe(0);
+    const db = new Database(path.join(dataDir, 'mailproof.db'));
+    const insert = db.prepare(
+      `INSERT INTO contact_messages (id, name, email, email_normalized, message, status, created_at, accepted_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    insert.run(
+      'a',
+      'Ada',
+      'ada@example.com',
+      'ada@example.com',
+      'first\nmessage',
+      'accepted',
+      1,
+      1000,
+    );
+    insert.run('b', 'Bob', 'bob@example.com', 'bob@example.com', 'newer', 'accepted', 2, 2000);
+    insert.run(
+      'c',
+      'Eve',
+      'eve@example.com',
+      'eve@example.com',
+      'never confirmed',
+      'pending',
+      3,
+      null,
+    );
+    db.close();
+    const result = cli(['contact', 'list'], { DATA_DIR: dataDir }, dir);
+    expect(result.status).toBe(0);
+    const lines = result.stdout.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toContain('Bob <bob@example.com>\tnewer');
+    expect(lines[1]).toContain('Ada <ada@example.com>\tfirst message');
+    expect(result.stdout).not.toContain('never confirmed');
   });
 
   it('refuses an unknown command with usage and exit code 2', () => {
