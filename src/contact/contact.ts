@@ -75,10 +75,13 @@ export function validateContact(input: ContactInput): Partial<Record<ContactFiel
 
 export async function submitContact(
   ctx: AppContext,
-  input: ContactInput,
+  typed: ContactInput,
   requestId: string | null,
 ): Promise<SubmitResult> {
   if (!ctx.config.contact.to) return { status: 'disabled' };
+  // Browsers submit a textarea's line breaks as CRLF: one "\n" each, so the length matches the
+  // form's maxlength and no bare CR reaches the delivered email's MIME body.
+  const input = { ...typed, message: typed.message.replace(/\r\n?/g, '\n') };
   const errors = validateContact(input);
   if (Object.keys(errors).length > 0) return { status: 'invalid', errors };
   // A bot that filled the hidden field gets the same answer, and nothing is stored or sent.

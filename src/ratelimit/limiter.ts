@@ -1,9 +1,24 @@
 // One mechanism for every limit. In one process the counters live in memory.
 import { createHash } from 'node:crypto';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { normaliseEmail } from '../accounts/email.ts';
 import type { Config, RateLimitRule } from '../config.ts';
 
 export type LimitName = keyof Omit<Config['rateLimits'], 'enabled'>;
+
+type PairedLimit = 'signup' | 'resend' | 'login' | 'contact';
+
+/** The usual pair of checks: this client (IP), and this address whoever asks for it. */
+export function clientAndAddress(
+  kind: PairedLimit,
+  clientIp: string,
+  email: string,
+): Array<[LimitName, string]> {
+  return [
+    [`${kind}PerClient`, clientIp],
+    [`${kind}PerAddress`, normaliseEmail(email)],
+  ];
+}
 
 export type LimitResult = { ok: true } | { ok: false; retryAfterSeconds: number };
 

@@ -2,7 +2,7 @@
 // CORS preflight, which this server never grants, so these routes need no CSRF token.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { isValidEmail, normaliseEmail } from '../accounts/email.ts';
+import { isValidEmail } from '../accounts/email.ts';
 import {
   confirmSignupCode,
   confirmSignupToken,
@@ -13,7 +13,7 @@ import { invalidateSession } from '../accounts/session.ts';
 import { signUp } from '../accounts/signup.ts';
 import { confirmContactCode, confirmContactToken, submitContact } from '../contact/contact.ts';
 import type { AppContext } from '../context.ts';
-import type { RateLimits } from '../ratelimit/limiter.ts';
+import { clientAndAddress, type RateLimits } from '../ratelimit/limiter.ts';
 import { sendApiError, sendRateLimited } from './errors.ts';
 import { clearSessionCookie, getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
 
@@ -47,10 +47,9 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
       },
     },
     async (request, reply) => {
-      const limited = await limits.consume([
-        ['signupPerClient', request.ip],
-        ['signupPerAddress', normaliseEmail(request.body.email)],
-      ]);
+      const limited = await limits.consume(
+        clientAndAddress('signup', request.ip, request.body.email),
+      );
       if (!limited.ok) return sendRateLimited(reply, limited.retryAfterSeconds);
       const result = await signUp(ctx, { ...request.body, requestId: request.id });
       if (result.status === 'invalid') {
@@ -144,10 +143,7 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
           field: 'email',
         });
       }
-      const limited = await limits.consume([
-        ['resendPerClient', request.ip],
-        ['resendPerAddress', normaliseEmail(email)],
-      ]);
+      const limited = await limits.consume(clientAndAddress('resend', request.ip, email));
       if (!limited.ok) return sendRateLimited(reply, limited.retryAfterSeconds);
       await resendSignupVerification(ctx, email, request.id);
       return reply.code(202).send({ status: 'pending' });
@@ -166,10 +162,9 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
       },
     },
     async (request, reply) => {
-      const limited = await limits.consume([
-        ['loginPerClient', request.ip],
-        ['loginPerAddress', normaliseEmail(request.body.email)],
-      ]);
+      const limited = await limits.consume(
+        clientAndAddress('login', request.ip, request.body.email),
+      );
       if (!limited.ok) return sendRateLimited(reply, limited.retryAfterSeconds);
       const result = await logIn(ctx, request.body);
       if (result.status === 'invalid_credentials') {
@@ -248,10 +243,9 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
           'This site has no contact address configured.',
         );
       }
-      const limited = await limits.consume([
-        ['contactPerClient', request.ip],
-        ['contactPerAddress', normaliseEmail(request.body.email)],
-      ]);
+      const limited = await limits.consume(
+        clientAndAddress('contact', request.ip, request.body.email),
+      );
       if (!limited.ok) return sendRateLimited(reply, limited.retryAfterSeconds);
       const result = await submitContact(ctx, request.body, request.id);
       if (result.status === 'invalid') {

@@ -2,7 +2,7 @@
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { VNode } from 'preact';
-import { isValidEmail, normaliseEmail } from '../accounts/email.ts';
+import { isValidEmail } from '../accounts/email.ts';
 import {
   confirmSignupCode,
   confirmSignupToken,
@@ -22,7 +22,7 @@ import {
   submitContact,
 } from '../contact/contact.ts';
 import type { AppContext } from '../context.ts';
-import type { LimitName, RateLimits } from '../ratelimit/limiter.ts';
+import { clientAndAddress, type LimitName, type RateLimits } from '../ratelimit/limiter.ts';
 import { findByToken, looksLikeToken } from '../tokens/tokens.ts';
 import { adminAuthorized, requestAdminAuth } from './admin-auth.ts';
 import { clearSessionCookie, getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
@@ -148,17 +148,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
   app.post('/signup', csrf, async (request, reply) => {
     const email = field(request.body, 'email');
     const password = field(request.body, 'password');
-    if (
-      await limited(
-        request,
-        reply,
-        [
-          ['signupPerClient', request.ip],
-          ['signupPerAddress', normaliseEmail(email)],
-        ],
-        '/signup',
-      )
-    ) {
+    if (await limited(request, reply, clientAndAddress('signup', request.ip, email), '/signup')) {
       return reply;
     }
     const result = await signUp(ctx, { email, password, requestId: request.id });
@@ -185,17 +175,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
   app.post('/login', csrf, async (request, reply) => {
     const email = field(request.body, 'email');
     const password = field(request.body, 'password');
-    if (
-      await limited(
-        request,
-        reply,
-        [
-          ['loginPerClient', request.ip],
-          ['loginPerAddress', normaliseEmail(email)],
-        ],
-        '/login',
-      )
-    ) {
+    if (await limited(request, reply, clientAndAddress('login', request.ip, email), '/login')) {
       return reply;
     }
     const result = await logIn(ctx, { email, password });
@@ -362,10 +342,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
         400,
       );
     }
-    const checks: Array<[LimitName, string]> = [
-      ['resendPerClient', request.ip],
-      ['resendPerAddress', normaliseEmail(email)],
-    ];
+    const checks: Array<[LimitName, string]> = clientAndAddress('resend', request.ip, email);
     if (await limited(request, reply, checks, '/verify/resend')) return reply;
     await resendSignupVerification(ctx, email, request.id);
     return sendPage(reply, <ResendSentPage ctx={await pageContext(ctx, request, reply)} />);
@@ -404,10 +381,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
       message: field(request.body, 'message'),
       website: field(request.body, 'website'),
     };
-    const checks: Array<[LimitName, string]> = [
-      ['contactPerClient', request.ip],
-      ['contactPerAddress', normaliseEmail(input.email)],
-    ];
+    const checks: Array<[LimitName, string]> = clientAndAddress('contact', request.ip, input.email);
     if (await limited(request, reply, checks, '/contact')) return reply;
     const result = await submitContact(ctx, input, request.id);
     const page = await pageContext(ctx, request, reply);

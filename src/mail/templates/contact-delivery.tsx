@@ -37,7 +37,6 @@ export const contactDelivery = {
       >
         {data.message.split('\n').map((line, i) => (
           // Lines as typed: escaped text with <br>, so both the HTML and the text part keep them.
-          // biome-ignore lint/suspicious/noArrayIndexKey: the lines are static
           <span key={i}>
             {i > 0 ? <br /> : null}
             {line}

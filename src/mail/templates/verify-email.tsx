@@ -9,7 +9,7 @@ export interface VerifyEmailData {
 
 export const verifyEmail = {
   name: 'verify-email',
-  subject: (data: VerifyEmailData, branding: Branding) =>
+  subject: (_data: VerifyEmailData, branding: Branding) =>
     `Confirm your email address for ${branding.appName}`,
   body: (data: VerifyEmailData, branding: Branding) => (
     <EmailLayout

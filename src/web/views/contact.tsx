@@ -1,5 +1,6 @@
 import type { ContactMessage } from '../../db/schema.ts';
 import { Card, Csrf, ErrorSummary, Field, Layout, type PageContext } from './layout.tsx';
+import { CodeEntryPage, ExpiredLinkPage } from './pages.tsx';
 
 type Errors = Partial<Record<'name' | 'email' | 'message' | 'code', string>>;
 
@@ -172,20 +173,12 @@ export function ContactOutcomePage(props: {
       );
     case 'expired':
       return (
-        <Layout ctx={ctx} title="Link expired">
-          <Card
-            title="This link has expired"
-            lead="Your message is still waiting. We can send a fresh link to the same address."
-          >
-            <form method="post" action="/contact/resend">
-              <Csrf token={ctx.csrfToken} />
-              <input type="hidden" name="token" value={props.token ?? ''} />
-              <button type="submit" class="button">
-                Send a new link
-              </button>
-            </form>
-          </Card>
-        </Layout>
+        <ExpiredLinkPage
+          ctx={ctx}
+          lead="Your message is still waiting. We can send a fresh link to the same address."
+          resendAction="/contact/resend"
+          token={props.token}
+        />
       );
     case 'resent':
       return (
@@ -217,40 +210,15 @@ export function ContactOutcomePage(props: {
 }
 
 export function ContactCodePage(props: { ctx: PageContext; email?: string; errors?: Errors }) {
-  const errors = props.errors ?? {};
   return (
-    <Layout ctx={props.ctx} title="Enter your code">
-      <Card
-        title="Enter your code"
-        lead="Type the 8-digit code from the message we sent about your contact form message."
-      >
-        <ErrorSummary errors={errorList(errors)} />
-        <form method="post" action="/contact/confirm" novalidate>
-          <Csrf token={props.ctx.csrfToken} />
-          <Field
-            name="email"
-            label="Email address"
-            type="email"
-            value={props.email}
-            error={errors.email}
-            autocomplete="email"
-            maxLength={254}
-          />
-          <Field
-            name="code"
-            label="Code"
-            error={errors.code}
-            hint="8 digits, for example 1234 5678"
-            autocomplete="one-time-code"
-            inputMode="numeric"
-            maxLength={12}
-          />
-          <button type="submit" class="button">
-            Confirm and send
-          </button>
-        </form>
-      </Card>
-    </Layout>
+    <CodeEntryPage
+      ctx={props.ctx}
+      action="/contact/confirm"
+      lead="Type the 8-digit code from the message we sent about your contact form message."
+      submitLabel="Confirm and send"
+      email={props.email}
+      errors={props.errors}
+    />
   );
 }
 

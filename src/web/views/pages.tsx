@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import { Card, Csrf, ErrorSummary, Field, Layout, type PageContext } from './layout.tsx';
 
 type FieldErrors = Partial<Record<string, string>>;
@@ -210,20 +211,12 @@ export function OutcomePage(props: {
       );
     case 'expired':
       return (
-        <Layout ctx={ctx} title="Link expired">
-          <Card
-            title="This link has expired"
-            lead="Links work for a limited time. We can send a fresh one to the same address."
-          >
-            <form method="post" action="/verify/resend">
-              <Csrf token={ctx.csrfToken} />
-              <input type="hidden" name="token" value={props.token ?? ''} />
-              <button type="submit" class="button">
-                Send a new link
-              </button>
-            </form>
-          </Card>
-        </Layout>
+        <ExpiredLinkPage
+          ctx={ctx}
+          lead="Links work for a limited time. We can send a fresh one to the same address."
+          resendAction="/verify/resend"
+          token={props.token}
+        />
       );
     case 'invalid':
       return (
@@ -262,13 +255,22 @@ function ResendForm(props: { ctx: PageContext; email?: string; error?: string })
   );
 }
 
-export function CodePage(props: { ctx: PageContext; email?: string; errors?: FieldErrors }) {
+/** The "type the code from the email" form, shared by every flow that sends a code. */
+export function CodeEntryPage(props: {
+  ctx: PageContext;
+  action: string;
+  lead: string;
+  submitLabel: string;
+  email?: string;
+  errors?: FieldErrors;
+  children?: ComponentChildren;
+}) {
   const errors = props.errors ?? {};
   return (
     <Layout ctx={props.ctx} title="Enter your code">
-      <Card title="Enter your code" lead="Type the 8-digit code from the message we sent.">
+      <Card title="Enter your code" lead={props.lead}>
         <ErrorSummary errors={errorList(errors)} />
-        <form method="post" action="/verify" novalidate>
+        <form method="post" action={props.action} novalidate>
           <Csrf token={props.ctx.csrfToken} />
           <Field
             name="email"
@@ -289,12 +291,49 @@ export function CodePage(props: { ctx: PageContext; email?: string; errors?: Fie
             maxLength={12}
           />
           <button type="submit" class="button">
-            Confirm
+            {props.submitLabel}
           </button>
         </form>
-        <p class="alt">
-          No code? <a href="/verify/resend">Send a new one</a>
-        </p>
+        {props.children}
+      </Card>
+    </Layout>
+  );
+}
+
+export function CodePage(props: { ctx: PageContext; email?: string; errors?: FieldErrors }) {
+  return (
+    <CodeEntryPage
+      ctx={props.ctx}
+      action="/verify"
+      lead="Type the 8-digit code from the message we sent."
+      submitLabel="Confirm"
+      email={props.email}
+      errors={props.errors}
+    >
+      <p class="alt">
+        No code? <a href="/verify/resend">Send a new one</a>
+      </p>
+    </CodeEntryPage>
+  );
+}
+
+/** An expired link's page: one click sends a fresh link to the address behind it, unshown. */
+export function ExpiredLinkPage(props: {
+  ctx: PageContext;
+  lead: string;
+  resendAction: string;
+  token?: string;
+}) {
+  return (
+    <Layout ctx={props.ctx} title="Link expired">
+      <Card title="This link has expired" lead={props.lead}>
+        <form method="post" action={props.resendAction}>
+          <Csrf token={props.ctx.csrfToken} />
+          <input type="hidden" name="token" value={props.token ?? ''} />
+          <button type="submit" class="button">
+            Send a new link
+          </button>
+        </form>
       </Card>
     </Layout>
   );
