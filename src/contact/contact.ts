@@ -53,6 +53,14 @@ export interface AcceptedContactEvent {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL_CHARACTERS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
+/**
+ * Browsers submit a textarea's line breaks as CRLF: one "\n" each, so the length matches the
+ * form's maxlength and no bare CR reaches the delivered email's MIME body.
+ */
+function normaliseLineBreaks(text: string): string {
+  return text.replace(/\r\n?/g, '\n');
+}
+
 export function validateContact(input: ContactInput): Partial<Record<ContactField, string>> {
   const errors: Partial<Record<ContactField, string>> = {};
   const name = input.name.trim();
@@ -60,11 +68,11 @@ export function validateContact(input: ContactInput): Partial<Record<ContactFiel
   else if (name.length > CONTACT_LIMITS.name)
     errors.name = `Use at most ${CONTACT_LIMITS.name} characters.`;
   // A name is one line: a line break in it can only be an attempt to forge mail headers.
-  else if (/[\r\n]/.test(input.name) || CONTROL_CHARACTERS.test(name))
+  else if (/[\r\n\t]/.test(input.name) || CONTROL_CHARACTERS.test(name))
     errors.name = 'Enter your name on one line, without special characters.';
   if (!isValidEmail(input.email))
     errors.email = 'Enter a valid email address, such as name@example.com.';
-  const message = input.message.trim();
+  const message = normaliseLineBreaks(input.message).trim();
   if (!message) errors.message = 'Enter your message.';
   else if (message.length > CONTACT_LIMITS.message)
     errors.message = `Use at most ${CONTACT_LIMITS.message} characters.`;
@@ -79,9 +87,7 @@ export async function submitContact(
   requestId: string | null,
 ): Promise<SubmitResult> {
   if (!ctx.config.contact.to) return { status: 'disabled' };
-  // Browsers submit a textarea's line breaks as CRLF: one "\n" each, so the length matches the
-  // form's maxlength and no bare CR reaches the delivered email's MIME body.
-  const input = { ...typed, message: typed.message.replace(/\r\n?/g, '\n') };
+  const input = { ...typed, message: normaliseLineBreaks(typed.message) };
   const errors = validateContact(input);
   if (Object.keys(errors).length > 0) return { status: 'invalid', errors };
   // A bot that filled the hidden field gets the same answer, and nothing is stored or sent.

@@ -5,7 +5,9 @@ import type { FastifyReply } from 'fastify';
 export function adminAuthorized(adminToken: string, header: string | undefined): boolean {
   if (!header?.startsWith('Basic ')) return false;
   const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
-  const password = decoded.slice(decoded.indexOf(':') + 1);
+  const colon = decoded.indexOf(':');
+  if (colon === -1) return false;
+  const password = decoded.slice(colon + 1);
   const digest = (value: string) => createHash('sha256').update(value).digest();
   return timingSafeEqual(digest(password), digest(adminToken));
 }

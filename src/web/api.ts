@@ -10,8 +10,13 @@ import {
 } from '../accounts/email-verification.ts';
 import { logIn } from '../accounts/login.ts';
 import { invalidateSession } from '../accounts/session.ts';
-import { signUp } from '../accounts/signup.ts';
-import { confirmContactCode, confirmContactToken, submitContact } from '../contact/contact.ts';
+import { signUp, validateSignup } from '../accounts/signup.ts';
+import {
+  confirmContactCode,
+  confirmContactToken,
+  submitContact,
+  validateContact,
+} from '../contact/contact.ts';
 import type { AppContext } from '../context.ts';
 import { clientAndAddress, type RateLimits } from '../ratelimit/limiter.ts';
 import { sendApiError, sendRateLimited } from './errors.ts';
@@ -47,10 +52,13 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
       },
     },
     async (request, reply) => {
-      const limited = await limits.consume(
-        clientAndAddress('signup', request.ip, request.body.email),
-      );
-      if (!limited.ok) return sendRateLimited(reply, limited.retryAfterSeconds);
+      // Only a valid attempt counts against the limits: typos do not lock anyone out.
+      if (!validateSignup(ctx, request.body)) {
+        const limited = await limits.consume(
+          clientAndAddress('signup', request.ip, request.body.email),
+        );
+        if (!limited.ok) return sendRateLimited(reply, limited.retryAfterSeconds);
+      }
       const result = await signUp(ctx, { ...request.body, requestId: request.id });
       if (result.status === 'invalid') {
         return sendApiError(reply, 400, result.code, result.message, { field: result.field });
@@ -243,10 +251,12 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
           'This site has no contact address configured.',
         );
       }
-      const limited = await limits.consume(
-        clientAndAddress('contact', request.ip, request.body.email),
-      );
-      if (!limited.ok) return sendRateLimited(reply, limited.retryAfterSeconds);
+      if (Object.keys(validateContact(request.body)).length === 0) {
+        const limited = await limits.consume(
+          clientAndAddress('contact', request.ip, request.body.email),
+        );
+        if (!limited.ok) return sendRateLimited(reply, limited.retryAfterSeconds);
+      }
       const result = await submitContact(ctx, request.body, request.id);
       if (result.status === 'invalid') {
         const [field, message] = Object.entries(result.errors)[0] ?? [

@@ -11,7 +11,7 @@ import {
 } from '../accounts/email-verification.ts';
 import { logIn } from '../accounts/login.ts';
 import { invalidateSession } from '../accounts/session.ts';
-import { signUp } from '../accounts/signup.ts';
+import { signUp, validateSignup } from '../accounts/signup.ts';
 import {
   CONTACT_LIMITS,
   confirmContactCode,
@@ -20,6 +20,7 @@ import {
   listAcceptedContacts,
   resendContactForToken,
   submitContact,
+  validateContact,
 } from '../contact/contact.ts';
 import type { AppContext } from '../context.ts';
 import { clientAndAddress, type LimitName, type RateLimits } from '../ratelimit/limiter.ts';
@@ -148,7 +149,11 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
   app.post('/signup', csrf, async (request, reply) => {
     const email = field(request.body, 'email');
     const password = field(request.body, 'password');
-    if (await limited(request, reply, clientAndAddress('signup', request.ip, email), '/signup')) {
+    const valid = !validateSignup(ctx, { email, password });
+    if (
+      valid &&
+      (await limited(request, reply, clientAndAddress('signup', request.ip, email), '/signup'))
+    ) {
       return reply;
     }
     const result = await signUp(ctx, { email, password, requestId: request.id });
@@ -381,8 +386,9 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
       message: field(request.body, 'message'),
       website: field(request.body, 'website'),
     };
-    const checks: Array<[LimitName, string]> = clientAndAddress('contact', request.ip, input.email);
-    if (await limited(request, reply, checks, '/contact')) return reply;
+    const checks = clientAndAddress('contact', request.ip, input.email);
+    const valid = Object.keys(validateContact(input)).length === 0;
+    if (valid && (await limited(request, reply, checks, '/contact'))) return reply;
     const result = await submitContact(ctx, input, request.id);
     const page = await pageContext(ctx, request, reply);
     if (result.status === 'invalid') {
