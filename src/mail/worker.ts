@@ -66,31 +66,29 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
   let wakeUp: (() => void) | null = null;
   let loop: Promise<void> | null = null;
 
+  /** Leases a batch of due rows in one statement; on PostgreSQL other workers skip them. */
   async function claim(): Promise<OutboxRow[]> {
     const now = clock.now();
-    return db.kysely.transaction().execute(async (trx) => {
-      let due = trx
-        .selectFrom('outbox')
-        .select('id')
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '<=', now)
-        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
-        .orderBy('next_attempt_at')
-        .limit(batchSize);
-      if (db.dialect === 'postgres') due = due.forUpdate().skipLocked();
-      const ids = (await due.execute()).map((r) => r.id);
-      if (ids.length === 0) return [];
-      return trx
-        .updateTable('outbox')
-        .set((eb) => ({
-          locked_until: now + leaseMs,
-          locked_by: id,
-          attempts: eb('attempts', '+', 1),
-        }))
-        .where('id', 'in', ids)
-        .returningAll()
-        .execute();
-    });
+    return db.kysely
+      .updateTable('outbox')
+      .set((eb) => ({
+        locked_until: now + leaseMs,
+        locked_by: id,
+        attempts: eb('attempts', '+', 1),
+      }))
+      .where('id', 'in', (eb) => {
+        const due = eb
+          .selectFrom('outbox')
+          .select('id')
+          .where('status', '=', 'pending')
+          .where('next_attempt_at', '<=', now)
+          .where((w) => w.or([w('locked_until', 'is', null), w('locked_until', '<', now)]))
+          .orderBy('next_attempt_at')
+          .limit(batchSize);
+        return db.dialect === 'postgres' ? due.forUpdate().skipLocked() : due;
+      })
+      .returningAll()
+      .execute();
   }
 
   async function deliver(row: OutboxRow & { payload: string }): Promise<void> {
