@@ -1,19 +1,35 @@
-// The ceiling for the confirm figure: a bare node:http server that reads the same JSON POST,
-// parses it and answers 200 {"status":"verified"}, with no framework, database or hashing.
+// The ceiling for the confirm and contact figures: a bare node:http server that reads the same
+// JSON POST, parses it, checks the one field each route needs and answers as Mailproof does on
+// success, with no framework, database or hashing:
+//   /api/contact          {name, email, message}  → 202 {"status":"pending"}
+//   /api/contact/confirm  {token}                 → 200 {"status":"accepted"}
+//   any other path        {token}                 → 200 {"status":"verified"} (/api/verify)
 import { createServer } from 'node:http';
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
-const answer = JSON.stringify({ status: 'verified' });
+const verified = JSON.stringify({ status: 'verified' });
+const accepted = JSON.stringify({ status: 'accepted' });
+const pending = JSON.stringify({ status: 'pending' });
 
 const server = createServer((request, response) => {
   const chunks: Buffer[] = [];
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
   request.on('end', () => {
     let status = 200;
-    let body = answer;
+    let body = verified;
     try {
-      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { token?: unknown };
-      if (typeof parsed.token !== 'string') throw new Error('no token');
+      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        token?: unknown;
+        message?: unknown;
+      };
+      if (request.url === '/api/contact') {
+        if (typeof parsed.message !== 'string') throw new Error('no message');
+        status = 202;
+        body = pending;
+      } else {
+        if (typeof parsed.token !== 'string') throw new Error('no token');
+        if (request.url === '/api/contact/confirm') body = accepted;
+      }
     } catch {
       status = 400;
       body = '{"error":{"code":"invalid_json","message":"The body is not valid JSON."}}';

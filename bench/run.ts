@@ -1,13 +1,14 @@
 // `npm run bench`: Mailproof's throughput and latency, each beside a ceiling measured in the same
 // run on the same machine, so the ratio means something on a noisy machine. See docs/performance.md.
 //
-//   npm run bench                    # the full run (about 2 minutes)
-//   npm run bench -- --rounds 5      # more bare/confirm pairs (default 3; the best of each counts)
+//   npm run bench                    # the full run (about 3 minutes)
+//   npm run bench -- --rounds 5      # more bare/confirm pairs (default 3; the best of each counts;
+//                                    # the contact phase runs one pair fewer of each of its two)
 //   npm run bench -- --profile       # also write a CPU profile of the server to bench/out/profile
-//   npm run bench -- --only confirm  # one figure (confirm, signup or inbox); repeatable
+//   npm run bench -- --only confirm  # one phase (confirm, signup, inbox or contact); repeatable
 //   npm run bench -- --keep          # keep the temporary data directory
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,11 +20,24 @@ import { openInboxStore } from '../src/inbox/store.ts';
 import { outboxCounts } from '../src/mail/outbox.ts';
 import { renderEmail } from '../src/mail/render.ts';
 import { composeMime } from '../src/mail/transport.ts';
-import { countVerified, createConfirmFixture, type FixtureBatch } from './fixture.ts';
+import {
+  type ContactTotals,
+  contactMessage,
+  contactTotals,
+  countAccepted,
+  countSubmitted,
+  countVerified,
+  createConfirmFixture,
+  createContactFixture,
+  type FixtureBatch,
+  type SubmittedCounts,
+} from './fixture.ts';
 import {
   assertWrk,
   type Child,
   type CpuUse,
+  cpuSample,
+  cpuUse,
   freePort,
   median,
   percentile,
@@ -49,6 +63,9 @@ const LATENCY_SEQUENTIAL = 200;
 const LATENCY_BATCHES = 25;
 const LATENCY_BATCH_SIZE = 8;
 const PASSWORD = 'bench passphrase: correct horse battery staple';
+const CONTACT_CONNECTIONS = 16;
+const CONTACT_SECONDS = 5; // wrk divides by its whole -d, so never shorter than 5 s
+const CONTACT_MESSAGE_BYTES = 300;
 
 const TARGETS = {
   signupShareOfHashCeiling: 0.8,
@@ -57,7 +74,7 @@ const TARGETS = {
   inboxP50Ms: 20,
 };
 
-const PHASES = ['confirm', 'signup', 'inbox'] as const;
+const PHASES = ['confirm', 'signup', 'inbox', 'contact'] as const;
 type Phase = (typeof PHASES)[number];
 
 const { values: flags } = parseArgs({
@@ -69,6 +86,8 @@ const { values: flags } = parseArgs({
   },
 });
 const ROUNDS = Math.min(5, Math.max(1, Number(flags.rounds) || 3));
+// The contact passes are followed by draining the mail they queued, so they cost more time each.
+const CONTACT_ROUNDS = Math.max(1, ROUNDS - 1);
 const only = (flags.only ?? []).flatMap((o) => o.split(','));
 for (const o of only) {
   if (!PHASES.includes(o as Phase)) {
@@ -97,11 +116,14 @@ interface Bench {
   serverPid: number | undefined;
   barePid: number | undefined;
   newBatch(count: number): Promise<FixtureBatch>;
+  newContactBatch(count: number): Promise<FixtureBatch>;
 }
 
 async function main(): Promise<number> {
   assertWrk();
   const started = Date.now();
+  // The server runs the code as it is now; a commit or an edit during the run is reported.
+  const codeAtStart = gitCommit();
   const cores = os.cpus().length;
   const runId = randomBytes(4).toString('hex');
   mkdirSync(OUT, { recursive: true });
@@ -141,7 +163,7 @@ async function main(): Promise<number> {
     { cwd: ROOT, env: { ...process.env, ...serverEnv }, logFile: path.join(OUT, 'server.log') },
   );
   children.push(server);
-  if (phases.has('confirm')) {
+  if (phases.has('confirm') || phases.has('contact')) {
     const bare = startChild(
       'bare server',
       process.execPath,
@@ -184,6 +206,15 @@ async function main(): Promise<number> {
         passwordHash,
       });
     },
+    newContactBatch(count) {
+      batchNo += 1;
+      return createContactFixture(db, config, {
+        count,
+        emailPrefix: `contact-confirm-${runId}-b${batchNo}-`,
+        tokenFile: path.join(tmpDir, `tokens-${batchNo}.txt`),
+        message: contactMessage(CONTACT_MESSAGE_BYTES),
+      });
+    },
   };
 
   const rows: Row[] = [];
@@ -204,6 +235,11 @@ async function main(): Promise<number> {
       rows.push(...inbox.rows);
       results.inbox = inbox.data;
     }
+    if (phases.has('contact')) {
+      const contact = await contactPhase(bench);
+      rows.push(...contact.rows);
+      results.contact = contact.data;
+    }
   } finally {
     await db.close();
     await stopChildren();
@@ -213,13 +249,17 @@ async function main(): Promise<number> {
   const allPass = rows.every((r) => r.pass !== false);
   const machine = `${cores} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()}`;
   const date = new Date().toISOString();
+  const codeAtEnd = gitCommit();
+  const codeChanged =
+    codeAtStart?.commit !== codeAtEnd?.commit || codeAtStart?.changes !== codeAtEnd?.changes;
   const report = {
     date,
     seconds: Math.round((Date.now() - started) / 1000),
     machine,
     loadAverage: os.loadavg(),
     node: process.version,
-    commit: gitCommit(),
+    commit: codeAtStart,
+    ...(codeChanged ? { commitAtEnd: codeAtEnd } : {}),
     runId,
     phases: [...phases],
     allPass,
@@ -229,10 +269,15 @@ async function main(): Promise<number> {
   writeFileSync(path.join(OUT, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
 
   console.log(
-    `\nMailproof bench, ${date.slice(0, 16).replace('T', ' ')} UTC, ${machine}, Node ${process.version}\n`,
+    `\nMailproof bench, ${date.slice(0, 16).replace('T', ' ')} UTC, ${describeCommit(codeAtStart)}, ${machine}, Node ${process.version}\n`,
   );
   console.log(table);
   console.log(`\n${allPass ? 'All targets met.' : 'Some targets missed (FAIL above).'}`);
+  if (codeChanged) {
+    console.log(
+      `The code changed during the run (${describeCommit(codeAtStart)} at the start, ${describeCommit(codeAtEnd)} at the end): the figures belong to neither for sure.`,
+    );
+  }
   console.log(
     `Load average after the run: ${os
       .loadavg()
@@ -559,6 +604,395 @@ async function inboxPhase(bench: Bench) {
   };
 }
 
+/**
+ * The contact form at 16 connections, each figure against the bare node:http server under the
+ * same wrk command: submit (a pending message, its verification and its email, from a new
+ * address each time) and confirm (every single-use token once; each acceptance queues one
+ * delivery to CONTACT_TO). No targets: the ratios are for information, the errors must be 0.
+ */
+async function contactPhase(bench: Bench) {
+  const bare = `http://127.0.0.1:${bench.barePort}`;
+  const pidOf = (base: string) => (base === bare ? bench.barePid : bench.serverPid);
+  let passNo = 0;
+  const submitWrk = async (base: string, seconds: number) => {
+    passNo += 1;
+    const runTag = `${bench.runId}s${passNo}`; // a new sender prefix for every pass
+    const run = await runWrk({
+      url: `${base}/api/contact`,
+      script: path.join(LUA, 'contact.lua'),
+      threads: WRK_THREADS,
+      connections: CONTACT_CONNECTIONS,
+      durationSeconds: seconds,
+      scriptArgs: [runTag, String(CONTACT_MESSAGE_BYTES)],
+      serverPid: pidOf(base),
+    });
+    return { ...run, emailPrefix: `contact-${runTag}-t` };
+  };
+  const confirmWrk = (base: string, tokenFile: string, mode: 'once' | 'wrap', seconds: number) =>
+    runWrk({
+      url: `${base}/api/contact/confirm`,
+      script: path.join(LUA, 'confirm.lua'),
+      threads: WRK_THREADS,
+      connections: CONTACT_CONNECTIONS,
+      durationSeconds: seconds,
+      scriptArgs: [tokenFile, String(WRK_THREADS), mode],
+      serverPid: pidOf(base),
+    });
+
+  // Submit. Each pass is followed by sending the verification emails it queued (the worker
+  // falls behind at these rates), so the next pass starts with an empty outbox.
+  const submitSpot = await spotCheckSubmit(bench);
+  await submitWrk(bare, 2); // warm-up
+  await withMailSent(bench, () => submitWrk(bench.base, 2));
+  const bareSubmits: WrkRun[] = [];
+  const submits: SubmitRun[] = [];
+  for (let round = 1; round <= CONTACT_ROUNDS; round++) {
+    const bareRun = await submitWrk(bare, CONTACT_SECONDS);
+    bareSubmits.push(bareRun);
+    log(`bare:    ${bareRun.rps.toFixed(0)} req/s (contact submit)`);
+    const { run, mail } = await withMailSent(bench, () => submitWrk(bench.base, CONTACT_SECONDS));
+    // Every 202 must have stored a pending message, its live verification and its email.
+    const written = await countSubmitted(bench.db, run.emailPrefix);
+    const answeredOk = run.result.requests - run.result.errors.status;
+    const complete = Math.min(written.messages, written.verifications, written.emails);
+    const notWritten = Math.max(0, answeredOk - complete);
+    const errorCount = run.errorCount + notWritten + mail.dead;
+    submits.push({ ...run, written, notWritten, mail, errorCount });
+    log(
+      `contact submit: ${run.rps.toFixed(0)} req/s, p99 ${ms(run.result.latency_us.p99).toFixed(2)} ms; ` +
+        `${complete} complete submissions for ${run.result.requests} responses; ` +
+        `${mail.backlog} emails queued at the end, sent in ${(mail.drainMs / 1000).toFixed(1)} s; ${errorCount} errors`,
+    );
+  }
+  const bestBareSubmit = best(bareSubmits);
+  const bestSubmit = best(submits);
+  const submitErrors = submits.reduce((sum, r) => sum + r.errorCount, 0);
+
+  // Confirm, on a fixture of pending messages and their tokens made by the domain code.
+  const confirmSpot = await spotCheckContactConfirm(bench);
+  const warmBatch = await bench.newContactBatch(10_000);
+  log(`fixture: ${warmBatch.count} contact tokens in ${warmBatch.seconds.toFixed(1)} s (warm-up)`);
+  await confirmWrk(bare, warmBatch.tokenFile, 'wrap', 2);
+  const { run: warm } = await withMailSent(bench, () =>
+    confirmWrk(bench.base, warmBatch.tokenFile, 'once', 2),
+  );
+  const warmRate = warm.result.exhausted > 0 ? warm.result.built / 2 : warm.rps;
+  log(`contact confirm warm-up: ${warm.rps.toFixed(0)} req/s`);
+  // Generous, as for confirm: a pass must never run short.
+  let perPass = roundUp(Math.max(warmRate, 2000) * 2 * CONTACT_SECONDS, 150_000);
+  const bareConfirms: WrkRun[] = [];
+  const confirms: ContactConfirmRun[] = [];
+  for (let round = 1; round <= CONTACT_ROUNDS; round++) {
+    let batch = await bench.newContactBatch(perPass);
+    log(`fixture: ${batch.count} contact tokens in ${batch.seconds.toFixed(1)} s (round ${round})`);
+    const bareRun = await confirmWrk(bare, batch.tokenFile, 'wrap', CONTACT_SECONDS);
+    bareConfirms.push(bareRun);
+    log(`bare:    ${bareRun.rps.toFixed(0)} req/s (contact confirm)`);
+    let before = await contactTotals(bench.db);
+    let pass = await withMailSent(bench, () =>
+      confirmWrk(bench.base, batch.tokenFile, 'once', CONTACT_SECONDS),
+    );
+    if (pass.run.result.exhausted > 0) {
+      perPass = roundUp(pass.run.result.built * 2, 300_000);
+      log(`contact confirm pass ran out of tokens; again with ${perPass}`);
+      batch = await bench.newContactBatch(perPass);
+      before = await contactTotals(bench.db);
+      pass = await withMailSent(bench, () =>
+        confirmWrk(bench.base, batch.tokenFile, 'once', CONTACT_SECONDS),
+      );
+    }
+    const { run, mail } = pass;
+    const after = await contactTotals(bench.db);
+    // Every 2xx must have accepted a message of its own, and every accepted message must have
+    // queued exactly one delivery to CONTACT_TO.
+    const accepted = await countAccepted(bench.db, batch.emailPrefix);
+    const answeredOk = run.result.requests - run.result.errors.status;
+    const notAccepted = Math.max(0, answeredOk - accepted);
+    const acceptedDelta = after.accepted - before.accepted;
+    const deliveries = after.deliveries - before.deliveries;
+    const deliveryMismatch = Math.abs(deliveries - acceptedDelta);
+    const errorCount = run.errorCount + notAccepted + deliveryMismatch + mail.dead;
+    confirms.push({
+      ...run,
+      tokens: batch.count,
+      accepted,
+      acceptedInDatabase: acceptedDelta,
+      deliveries,
+      notAccepted,
+      deliveryMismatch,
+      mail,
+      errorCount,
+    });
+    log(
+      `contact confirm: ${run.rps.toFixed(0)} req/s, p99 ${ms(run.result.latency_us.p99).toFixed(2)} ms; ` +
+        `${accepted} messages accepted and ${deliveries} deliveries queued for ${run.result.requests} responses; ` +
+        `${mail.backlog} emails queued at the end, sent in ${(mail.drainMs / 1000).toFixed(1)} s; ${errorCount} errors`,
+    );
+  }
+  const bestBareConfirm = best(bareConfirms);
+  const bestConfirm = best(confirms);
+  const confirmErrors = confirms.reduce((sum, r) => sum + r.errorCount, 0);
+
+  // The worker falls behind at these rates: what a request costs once its email is sent too.
+  const withMailRows = (
+    what: string,
+    email: string,
+    run: WrkRun & { mail: MailSent },
+    queued: number,
+  ): Row[] => {
+    const { mail } = run;
+    const perEmail = mail.drainCpu?.serverMsPerRequest;
+    const perRequest = mail.cpu?.serverMsPerRequest;
+    // The pass and the drain together, less the queued emails at the drain's cost each.
+    const split =
+      perEmail !== undefined && perRequest !== undefined
+        ? `~${fmtMs(perRequest - (queued / run.result.requests) * perEmail)} the request, ${fmtMs(perEmail)} its ${email} (the drain's CPU per email); `
+        : '';
+    return [
+      {
+        figure: `${what}, until its ${email}s are sent (the pass, then the outbox drained)`,
+        value: `${mail.sustainedRps.toFixed(0)} req/s; ${showCpu(mail.cpu)}`,
+        ceiling: '',
+        ratio: '',
+        target: '',
+        pass: null,
+      },
+      {
+        figure: `${what}: server CPU per request, split (estimate)`,
+        value: `${split}${mail.backlog} ${email}s queued when wrk stopped, sent in ${(mail.drainMs / 1000).toFixed(1)} s`,
+        ceiling: '',
+        ratio: '',
+        target: '',
+        pass: null,
+      },
+    ];
+  };
+  const rows: Row[] = [
+    {
+      figure: `contact submit throughput, ${CONTACT_CONNECTIONS} connections`,
+      value: `${bestSubmit.rps.toFixed(0)} req/s`,
+      ceiling: `${bestBareSubmit.rps.toFixed(0)} req/s (bare node:http)`,
+      ratio: pct(bestSubmit.rps / bestBareSubmit.rps),
+      target: '',
+      pass: null,
+    },
+    cpuRow('contact submit: server CPU per request', bestSubmit.cpu, bestBareSubmit.cpu),
+    ...withMailRows('contact submit', 'verification email', bestSubmit, bestSubmit.written.emails),
+    latencyRow(
+      'contact submit latency p50',
+      bestSubmit.result.latency_us.p50,
+      bestBareSubmit.result.latency_us.p50,
+    ),
+    latencyRow(
+      'contact submit latency p99',
+      bestSubmit.result.latency_us.p99,
+      bestBareSubmit.result.latency_us.p99,
+    ),
+    {
+      figure: `contact submit spot-check: ${submitSpot.submits} submits by fetch`,
+      value: `${submitSpot.mismatches} answers other than 202 pending, or rows or emails missing`,
+      ceiling: '',
+      ratio: '',
+      target: '0',
+      pass: submitSpot.mismatches === 0,
+    },
+    {
+      figure: 'contact submit errors (non-202, not stored, socket, timeout, mail dead)',
+      value: String(submitErrors),
+      ceiling: '',
+      ratio: '',
+      target: '0',
+      pass: submitErrors === 0,
+    },
+    {
+      figure: `contact confirm throughput, ${CONTACT_CONNECTIONS} connections`,
+      value: `${bestConfirm.rps.toFixed(0)} req/s`,
+      ceiling: `${bestBareConfirm.rps.toFixed(0)} req/s (bare node:http)`,
+      ratio: pct(bestConfirm.rps / bestBareConfirm.rps),
+      target: '',
+      pass: null,
+    },
+    cpuRow('contact confirm: server CPU per request', bestConfirm.cpu, bestBareConfirm.cpu),
+    ...withMailRows('contact confirm', 'delivery email', bestConfirm, bestConfirm.deliveries),
+    latencyRow(
+      'contact confirm latency p50',
+      bestConfirm.result.latency_us.p50,
+      bestBareConfirm.result.latency_us.p50,
+    ),
+    latencyRow(
+      'contact confirm latency p99',
+      bestConfirm.result.latency_us.p99,
+      bestBareConfirm.result.latency_us.p99,
+    ),
+    {
+      figure: `contact confirm spot-check: ${confirmSpot.tokens} tokens by fetch, each sent twice`,
+      value: `${confirmSpot.mismatches} answers other than accepted, then already_accepted, or deliveries ≠ 1 each`,
+      ceiling: '',
+      ratio: '',
+      target: '0',
+      pass: confirmSpot.mismatches === 0,
+    },
+    {
+      figure:
+        'contact confirm errors (non-2xx, not accepted, deliveries ≠ accepted, socket, out of tokens, mail dead)',
+      value: String(confirmErrors),
+      ceiling: '',
+      ratio: '',
+      target: '0',
+      pass: confirmErrors === 0,
+    },
+  ];
+  return {
+    rows,
+    data: {
+      submit: {
+        command: displayCommand(bestSubmit.command),
+        best: bestSubmit,
+        bare: bestBareSubmit,
+        runs: submits,
+        bareRuns: bareSubmits,
+        spotCheck: submitSpot,
+      },
+      confirm: {
+        command: displayCommand(bestConfirm.command),
+        best: bestConfirm,
+        bare: bestBareConfirm,
+        runs: confirms,
+        bareRuns: bareConfirms,
+        warmUp: warm,
+        spotCheck: confirmSpot,
+      },
+    },
+  };
+}
+
+interface MailSent {
+  /** Emails still pending in the outbox when wrk stopped. */
+  backlog: number;
+  /** From wrk's exit to the outbox being empty. */
+  drainMs: number;
+  /** Requests wrk counted ÷ (the pass and the drain): the rate the server keeps up with its mail. */
+  sustainedRps: number;
+  /** Server CPU from the start of the pass to the empty outbox, per request wrk counted. */
+  cpu: CpuUse | null;
+  /** Server CPU during the drain, per email in the backlog. */
+  drainCpu: CpuUse | null;
+  /** Outbox rows dead-lettered meanwhile. */
+  dead: number;
+}
+
+interface SubmitRun extends WrkRun {
+  emailPrefix: string;
+  written: SubmittedCounts;
+  notWritten: number;
+  mail: MailSent;
+}
+
+interface ContactConfirmRun extends WrkRun {
+  tokens: number;
+  /** The batch's messages now accepted. */
+  accepted: number;
+  /** Messages accepted in the whole database during the pass, and deliveries queued. */
+  acceptedInDatabase: number;
+  deliveries: number;
+  notAccepted: number;
+  deliveryMismatch: number;
+  mail: MailSent;
+}
+
+/** A pass against Mailproof, then until the worker has sent all it queued; CPU over both. */
+async function withMailSent<T extends WrkRun>(
+  bench: Bench,
+  pass: () => Promise<T>,
+): Promise<{ run: T; mail: MailSent }> {
+  const deadBefore = (await outboxCounts(bench.db.kysely)).dead;
+  const cpuBefore = cpuSample(bench.serverPid);
+  const started = performance.now();
+  const run = await pass();
+  const cpuPassed = cpuSample(bench.serverPid);
+  const drain = await waitForOutbox(bench.db);
+  const cpuAfter = cpuSample(bench.serverPid);
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    run,
+    mail: {
+      backlog: drain.pendingAtStart,
+      drainMs: drain.waitedMs,
+      sustainedRps: run.result.requests / seconds,
+      cpu: cpuUse(cpuBefore, cpuAfter, run.result.requests, seconds),
+      drainCpu: cpuUse(cpuPassed, cpuAfter, drain.pendingAtStart, drain.waitedMs / 1000),
+      dead: (await outboxCounts(bench.db.kysely)).dead - deadBefore,
+    },
+  };
+}
+
+/**
+ * The exact answers and what each submit stores, outside wrk: 202 {"status":"pending"}, one
+ * pending message, a live verification for it and its verification email, which reaches the inbox.
+ */
+async function spotCheckSubmit(bench: Bench) {
+  const submits = 5;
+  const prefix = `contact-spot-${bench.runId}-`;
+  const unexpected: string[] = [];
+  for (let i = 0; i < submits; i++) {
+    const email = `${prefix}${i}@bench.test`;
+    const poll = fetch(
+      `${bench.base}/_inbox/api/latest?to=${encodeURIComponent(email)}&wait=5000`,
+      { signal: AbortSignal.timeout(10_000) },
+    ).then((res) => res.status);
+    const res = await fetch(`${bench.base}/api/contact`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'Bench Sender',
+        email,
+        message: contactMessage(CONTACT_MESSAGE_BYTES),
+      }),
+      signal: AbortSignal.timeout(5000),
+    });
+    const answer = `${res.status} ${await res.text()}`;
+    if (answer !== '202 {"status":"pending"}') unexpected.push(answer);
+    const written = await countSubmitted(bench.db, email);
+    if (written.messages !== 1 || written.verifications !== 1 || written.emails !== 1)
+      unexpected.push(`${email}: ${JSON.stringify(written)}`);
+    const inbox = await poll.catch(() => 0);
+    if (inbox !== 200) unexpected.push(`${email}: no verification email in the inbox (${inbox})`);
+  }
+  if (unexpected.length) log(`contact submit spot-check: ${unexpected.slice(0, 3).join('; ')}`);
+  return { submits, mismatches: unexpected.length, examples: unexpected.slice(0, 5) };
+}
+
+/** The exact answers outside wrk: accepted once, then already_accepted; one delivery each. */
+async function spotCheckContactConfirm(bench: Bench) {
+  const batch = await bench.newContactBatch(20);
+  const tokens = readFileSync(batch.tokenFile, 'utf8').split('\n').filter(Boolean);
+  const send = async (token: string) => {
+    const res = await fetch(`${bench.base}/api/contact/confirm`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token }),
+      signal: AbortSignal.timeout(5000),
+    });
+    return `${res.status} ${await res.text()}`;
+  };
+  const unexpected: string[] = [];
+  const before: ContactTotals = await contactTotals(bench.db);
+  for (const token of tokens) {
+    const first = await send(token);
+    const second = await send(token);
+    if (first !== '200 {"status":"accepted"}') unexpected.push(first);
+    if (second !== '200 {"status":"already_accepted"}') unexpected.push(second);
+  }
+  const after = await contactTotals(bench.db);
+  const deliveries = after.deliveries - before.deliveries;
+  if (deliveries !== tokens.length)
+    unexpected.push(`${deliveries} deliveries queued for ${tokens.length} messages`);
+  await waitForOutbox(bench.db);
+  if (unexpected.length)
+    log(`contact confirm spot-check: unexpected ${unexpected.slice(0, 3).join('; ')}`);
+  return { tokens: tokens.length, mismatches: unexpected.length, examples: unexpected.slice(0, 5) };
+}
+
 function roundUp(n: number, max: number): number {
   return Math.min(max, Math.ceil(n / 1000) * 1000);
 }
@@ -816,17 +1250,35 @@ function summarise(s: LatencySamples) {
   };
 }
 
-function gitCommit(): { commit: string; dirty: boolean } | null {
+interface GitState {
+  commit: string;
+  dirty: boolean;
+  /** A hash of the uncommitted changes to what the server runs, to notice them changing. */
+  changes: string;
+}
+
+function gitCommit(): GitState | null {
   try {
     const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT }).toString().trim();
+    const paths = ['--', 'src', 'bin', 'package.json'];
+    const status = git('status', '--porcelain', ...paths);
     return {
       commit: git('rev-parse', '--short', 'HEAD'),
       // Uncommitted changes to what the server runs make the figures belong to no commit.
-      dirty: git('status', '--porcelain', '--', 'src', 'bin', 'package.json') !== '',
+      dirty: status !== '',
+      changes: createHash('sha256')
+        .update(`${status}\n${git('diff', 'HEAD', ...paths)}`)
+        .digest('hex')
+        .slice(0, 12),
     };
   } catch {
     return null;
   }
+}
+
+function describeCommit(state: GitState | null): string {
+  if (!state) return 'commit unknown';
+  return `commit ${state.commit}${state.dirty ? ` with uncommitted changes to src/ (${state.changes})` : ''}`;
 }
 
 async function stopChildren(): Promise<void> {

@@ -1,4 +1,5 @@
--- POST /api/verify {"token": ...}, every single-use token sent at most once.
+-- POST {"token": ...} to the URL's path, every single-use token sent at most once: /api/verify
+-- (sign-up tokens) or /api/contact/confirm (contact tokens); the body is the same shape.
 --   wrk ... -s bench/lua/confirm.lua URL -- TOKEN_FILE THREADS [once|wrap]
 -- Each wrk thread takes a disjoint slice of the file (line k goes to thread k % THREADS).
 -- "once": when a thread's slice runs out it sends a token that was never issued (same length),
@@ -52,7 +53,8 @@ function request()
     exhausted = exhausted + 1
     token = unknown
   end
-  return wrk.format("POST", "/api/verify", headers, '{"token":"' .. token .. '"}')
+  -- A nil path is the URL's path (wrk.path).
+  return wrk.format("POST", nil, headers, '{"token":"' .. token .. '"}')
 end
 
 function done(summary, latency, requests)
