@@ -1,4 +1,5 @@
 // The inbox UI at /_inbox and its JSON API at /_inbox/api.
+import type { ServerResponse } from 'node:http';
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -71,6 +72,39 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
     },
   );
 
+  // Server-Sent Events: one `message` event (the summary as JSON) per message caught.
+  const streams = new Set<ServerResponse>();
+  // Open streams never go idle, so shutting down ends them instead of waiting for the browser.
+  app.addHook('preClose', async () => {
+    for (const stream of streams) stream.end();
+  });
+  app.get('/api/events', async (request, reply) => {
+    if (!sameOrigin(request.headers.origin, ctx.config.baseUrl, request.headers.host)) {
+      return sendApiError(reply, 403, 'origin_refused', 'Live updates are for this site only.');
+    }
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      Connection: 'keep-alive',
+    });
+    res.write('retry: 2000\n\n');
+    const onMessage = (event: { id: number }) => {
+      const summary = inbox.summary(event.id);
+      if (summary) res.write(`id: ${summary.id}\ndata: ${JSON.stringify(summary)}\n\n`);
+    };
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 25_000);
+    inbox.events.on('message', onMessage);
+    streams.add(res);
+    request.raw.on('close', () => {
+      clearInterval(keepAlive);
+      inbox.events.off('message', onMessage);
+      streams.delete(res);
+    });
+  });
+
   app.delete('/api/messages', async () => ({ deleted: inbox.deleteAll() }));
 
   app.delete('/api/messages/:id', { schema: { params: idParam } }, async (request, reply) => {
@@ -132,6 +166,21 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
   });
 };
 
+/** A browser always sends Origin with EventSource; it must be this site (BASE_URL or the Host it used). */
+function sameOrigin(
+  origin: string | undefined,
+  baseUrl: string,
+  host: string | undefined,
+): boolean {
+  if (!origin) return true; // not a cross-site browser request (curl, tests)
+  if (origin === new URL(baseUrl).origin) return true;
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
+
 function InboxList(props: { ctx: PageContext; messages: MessageSummary[]; q: string }) {
   return (
     <Layout ctx={props.ctx} title="Inbox">
@@ -164,33 +213,39 @@ function InboxList(props: { ctx: PageContext; messages: MessageSummary[]; q: str
             </form>
           ) : null}
         </div>
-        {props.messages.length === 0 ? (
-          <div class="empty">
-            <p>
-              <strong>{props.q ? 'No message matches your search.' : 'No messages yet.'}</strong>
-            </p>
-            <p>
-              Every email this app sends appears here. Other apps can send to this inbox over SMTP
-              too.
-            </p>
-          </div>
-        ) : (
-          <ul class="messages">
-            {props.messages.map((m) => (
-              <li key={m.id} class={m.read ? 'message read' : 'message unread'}>
-                <a href={`/_inbox/messages/${m.id}`}>
-                  <span class="to">{m.to.join(', ')}</span>
-                  <span class="subject">
-                    {m.read ? null : <span class="visually-hidden">Unread: </span>}
-                    {m.subject || '(no subject)'}
-                  </span>
-                  <span class="snippet">{m.snippet}</span>
-                  <time dateTime={m.receivedAt}>{m.receivedAt.replace('T', ' ').slice(0, 19)}</time>
-                </a>
-              </li>
-            ))}
-          </ul>
-        )}
+        <p id="live-status" class="visually-hidden" role="status" aria-live="polite" />
+        <div data-live-inbox="" data-query={props.q}>
+          {props.messages.length === 0 ? (
+            <div class="empty">
+              <p>
+                <strong>{props.q ? 'No message matches your search.' : 'No messages yet.'}</strong>
+              </p>
+              <p>
+                Every email this app sends appears here. Other apps can send to this inbox over SMTP
+                too.
+              </p>
+            </div>
+          ) : (
+            <ul class="messages">
+              {props.messages.map((m) => (
+                <li key={m.id} class={m.read ? 'message read' : 'message unread'}>
+                  <a href={`/_inbox/messages/${m.id}`}>
+                    <span class="to">{m.to.join(', ')}</span>
+                    <span class="subject">
+                      {m.read ? null : <span class="visually-hidden">Unread: </span>}
+                      {m.subject || '(no subject)'}
+                    </span>
+                    <span class="snippet">{m.snippet}</span>
+                    <time dateTime={m.receivedAt}>
+                      {m.receivedAt.replace('T', ' ').slice(0, 19)}
+                    </time>
+                  </a>
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+        <script src="/static/inbox.js" defer />
       </section>
     </Layout>
   );

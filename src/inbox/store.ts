@@ -138,6 +138,7 @@ export interface InboxStore {
   ): Promise<number>;
   list(options?: ListOptions): MessageSummary[];
   get(id: number): MessageDetail | null;
+  summary(id: number): MessageSummary | null;
   raw(id: number): Buffer | null;
   latestFor(address: string): MessageDetail | null;
   waitForLatest(address: string, waitMs: number, since?: number): Promise<MessageDetail | null>;
@@ -278,6 +279,12 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
       }
       const sql = `SELECT ${SUMMARY_COLUMNS} FROM messages ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
       return (db.prepare(sql).all(params) as Row[]).map(toSummary);
+    },
+    summary(id) {
+      const row = db
+        .prepare<[number], Row>(`SELECT ${SUMMARY_COLUMNS} FROM messages WHERE id = ?`)
+        .get(id);
+      return row ? toSummary(row) : null;
     },
     get(id) {
       const row = selectOne.get(id);

@@ -35,6 +35,10 @@ const STATIC_FILES: Record<string, { type: string; body: Buffer }> = {
     type: 'text/css; charset=utf-8',
     body: readFileSync(new URL('./static/style.css', import.meta.url)),
   },
+  'inbox.js': {
+    type: 'text/javascript; charset=utf-8',
+    body: readFileSync(new URL('../inbox/static/inbox.js', import.meta.url)),
+  },
 };
 
 export async function buildWebApp(options: WebOptions): Promise<FastifyInstance> {
