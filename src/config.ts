@@ -36,6 +36,8 @@ export interface Config {
   };
   inbox: {
     enabled: boolean;
+    /** `user:password` for HTTP basic auth on /_inbox; required when enabled in production. */
+    auth: { user: string; password: string } | null;
     smtpPort: number;
     smtpHost: string;
     retainMessages: number;
@@ -250,6 +252,7 @@ function buildConfig(read: EnvReader): Config {
     },
     inbox: {
       enabled: read.bool('INBOX_ENABLED', !isProduction),
+      auth: readInboxAuth(read, isProduction),
       smtpPort: read.port('INBOX_SMTP_PORT', 2525),
       smtpHost: read.string('INBOX_SMTP_HOST', '127.0.0.1'),
       retainMessages: read.int('INBOX_RETAIN_MESSAGES', 5000, 10, 10_000_000),
@@ -303,6 +306,27 @@ function readContact(read: EnvReader, isProduction: boolean, baseUrl: string): C
     webhookUrl,
     webhookSecret,
   };
+}
+
+function readInboxAuth(read: EnvReader, isProduction: boolean): Config['inbox']['auth'] {
+  const value = read.optional('INBOX_AUTH');
+  if (value === null) {
+    if (isProduction && read.bool('INBOX_ENABLED', false)) {
+      throw new ConfigError(
+        'INBOX_AUTH must be set (user:password) when INBOX_ENABLED is true in production',
+      );
+    }
+    return null;
+  }
+  const colon = value.indexOf(':');
+  const user = value.slice(0, colon);
+  const password = value.slice(colon + 1);
+  if (colon < 1 || password.length < (isProduction ? 16 : 1)) {
+    throw new ConfigError(
+      `INBOX_AUTH must be user:password${isProduction ? ' with a password of at least 16 characters' : ''}`,
+    );
+  }
+  return { user, password };
 }
 
 function readAdminToken(read: EnvReader, isProduction: boolean): string | null {
@@ -364,5 +388,6 @@ export function secretValues(config: Config): string[] {
     config.mail.password,
     config.adminToken,
     config.contact.webhookSecret,
+    config.inbox.auth?.password ?? null,
   ].filter((v): v is string => Boolean(v));
 }

@@ -140,8 +140,12 @@ export async function confirmSignupCode(
       }
       case 'valid': {
         const userId = checked.verification.user_id;
-        if (!userId || !(await markUsed(trx, checked.verification.id, now))) {
-          return { status: 'code_invalid' };
+        if (!userId) return { status: 'code_invalid' };
+        // A double submit of the right code: the other request spent it first.
+        if (!(await markUsed(trx, checked.verification.id, now))) {
+          return (await isVerified(trx, userId))
+            ? { status: 'already_verified', userId }
+            : { status: 'code_invalid' };
         }
         const changed = await markVerified(trx, userId, now);
         return { status: changed ? 'verified' : 'already_verified', userId };

@@ -397,13 +397,22 @@ export async function purgePendingContacts(ctx: AppContext): Promise<number> {
       .execute();
     if (stale.length === 0) return 0;
     const ids = stale.map((r) => r.id);
-    await trx
-      .deleteFrom('verifications')
-      .where('purpose', '=', 'contact')
-      .where('target', 'in', ids)
+    // Re-checked in the DELETE: a message accepted since the SELECT stays.
+    const deleted = await trx
+      .deleteFrom('contact_messages')
+      .where('id', 'in', ids)
+      .where('status', '=', 'pending')
+      .returning('id')
       .execute();
-    await trx.deleteFrom('contact_messages').where('id', 'in', ids).execute();
-    return ids.length;
+    const gone = deleted.map((r) => r.id);
+    if (gone.length > 0) {
+      await trx
+        .deleteFrom('verifications')
+        .where('purpose', '=', 'contact')
+        .where('target', 'in', gone)
+        .execute();
+    }
+    return gone.length;
   });
 }
 

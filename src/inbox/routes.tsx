@@ -4,6 +4,7 @@ import formbody from '@fastify/formbody';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
+import { basicAuthorized, requestAdminAuth } from '../web/admin-auth.ts';
 import { sendApiError } from '../web/errors.ts';
 import { pageContext, sendPage } from '../web/pages.tsx';
 import { Csrf, Layout, type PageContext } from '../web/views/layout.tsx';
@@ -26,6 +27,15 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
   { ctx, inbox },
 ) => {
   await app.register(formbody, { bodyLimit: 4 * 1024 });
+  const { auth } = ctx.config.inbox;
+  if (auth) {
+    // Every inbox page and API call (it holds every link and code the app sent) needs the password.
+    app.addHook('onRequest', async (request, reply) => {
+      if (!basicAuthorized(auth, request.headers.authorization)) {
+        return requestAdminAuth(reply, 'Mailproof inbox');
+      }
+    });
+  }
 
   app.get(
     '/api/messages',

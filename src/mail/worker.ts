@@ -124,21 +124,29 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
     try {
       if (row.payload === null) throw new SendError('message has no payload', true);
       await deliver({ ...row, payload: row.payload });
-      await db.kysely
-        .updateTable('outbox')
-        .set({
-          status: 'sent',
-          sent_at: clock.now(),
-          payload: null,
-          locked_until: null,
-          locked_by: null,
-          last_error: null,
-        })
-        .where('id', '=', row.id)
-        .execute();
-      options.onSent?.(row);
     } catch (error) {
       await recordFailure(row, error instanceof SendError ? error : classifySmtpError(error));
+      return;
+    }
+    // Only the worker holding the lease records the outcome: one that overran its lease must
+    // not overwrite what another worker has since done with the row.
+    await db.kysely
+      .updateTable('outbox')
+      .set({
+        status: 'sent',
+        sent_at: clock.now(),
+        payload: null,
+        locked_until: null,
+        locked_by: null,
+        last_error: null,
+      })
+      .where('id', '=', row.id)
+      .where('locked_by', '=', id)
+      .execute();
+    try {
+      options.onSent?.(row);
+    } catch (error) {
+      log.error({ err: error, outboxId: row.id }, 'onSent hook failed');
     }
   }
 
@@ -157,6 +165,7 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
         last_error: error.message,
       })
       .where('id', '=', row.id)
+      .where('locked_by', '=', id)
       .execute();
     log.warn(
       {

@@ -193,13 +193,37 @@ export async function checkCode(
   }
   if (verification.code_attempts >= options.maxAttempts) return { status: 'too_many_attempts' };
   if (verification.code_expires_at <= options.now) return { status: 'expired' };
-  if (matches) return { status: 'valid', verification };
-
-  await db
+  // Every try takes one of the allowed attempts atomically, before the answer is known, so
+  // parallel guesses cannot all read the same count and slip past the limit.
+  const reserved = await db
     .updateTable('verifications')
     .set((eb) => ({ code_attempts: eb('code_attempts', '+', 1) }))
     .where('id', '=', verification.id)
-    .execute();
-  const attempts = verification.code_attempts + 1;
-  return attempts >= options.maxAttempts ? { status: 'too_many_attempts' } : { status: 'invalid' };
+    .where('code_attempts', '<', options.maxAttempts)
+    .where('used_at', 'is', null)
+    .returning('code_attempts')
+    .executeTakeFirst();
+  if (!reserved) {
+    // Either the attempts ran out meanwhile, or a parallel request with the code spent it.
+    const now = await db
+      .selectFrom('verifications')
+      .selectAll()
+      .where('id', '=', verification.id)
+      .executeTakeFirst();
+    if (now?.used_at != null)
+      return matches ? { status: 'used', verification: now } : { status: 'invalid' };
+    return { status: 'too_many_attempts' };
+  }
+  if (matches) {
+    // Only wrong codes count: the right one hands its attempt back.
+    await db
+      .updateTable('verifications')
+      .set((eb) => ({ code_attempts: eb('code_attempts', '-', 1) }))
+      .where('id', '=', verification.id)
+      .execute();
+    return { status: 'valid', verification };
+  }
+  return reserved.code_attempts >= options.maxAttempts
+    ? { status: 'too_many_attempts' }
+    : { status: 'invalid' };
 }

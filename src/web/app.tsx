@@ -136,7 +136,8 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
   });
 
   app.get('/static/:file', async (request, reply) => {
-    const file = STATIC_FILES[(request.params as { file: string }).file];
+    const name = (request.params as { file: string }).file;
+    const file = Object.hasOwn(STATIC_FILES, name) ? STATIC_FILES[name] : undefined;
     if (!file) return reply.callNotFound();
     return reply.header('Cache-Control', 'public, max-age=3600').type(file.type).send(file.body);
   });
