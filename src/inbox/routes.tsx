@@ -74,7 +74,9 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
     },
     async (request, reply) => {
       const { to, wait = 0, since = 0 } = request.query;
-      const message = await inbox.waitForLatest(to, wait, since);
+      const hangUp = new AbortController();
+      reply.raw.on('close', () => hangUp.abort());
+      const message = await inbox.waitForLatest(to, wait, since, hangUp.signal);
       if (!message) {
         return sendApiError(reply, 404, 'message_not_found', `No message to ${to} arrived.`);
       }
@@ -108,7 +110,7 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 25_000);
     inbox.events.on('message', onMessage);
     streams.add(res);
-    request.raw.on('close', () => {
+    res.on('close', () => {
       clearInterval(keepAlive);
       inbox.events.off('message', onMessage);
       streams.delete(res);

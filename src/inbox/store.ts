@@ -141,7 +141,12 @@ export interface InboxStore {
   summary(id: number): MessageSummary | null;
   raw(id: number): Buffer | null;
   latestFor(address: string): MessageDetail | null;
-  waitForLatest(address: string, waitMs: number, since?: number): Promise<MessageDetail | null>;
+  waitForLatest(
+    address: string,
+    waitMs: number,
+    since?: number,
+    signal?: AbortSignal,
+  ): Promise<MessageDetail | null>;
   markRead(id: number): void;
   delete(id: number): boolean;
   deleteAll(): number;
@@ -242,23 +247,28 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
     address: string,
     waitMs: number,
     since = 0,
+    signal?: AbortSignal,
   ): Promise<MessageDetail | null> {
     const current = latestFor(address);
-    if ((current && current.id > since) || waitMs <= 0)
-      return Promise.resolve(current && current.id > since ? current : null);
+    if (current && current.id > since) return Promise.resolve(current);
+    if (waitMs <= 0 || signal?.aborted) return Promise.resolve(null);
     const wanted = address.trim().toLowerCase();
     return new Promise((resolve) => {
       const onMessage = (event: { id: number; recipients: string[] }) => {
         if (!event.recipients.includes(wanted)) return;
         finish(selectOne.get(event.id) ?? null);
       };
-      const timer = setTimeout(() => finish(null), waitMs);
+      const onAbort = () => finish(null);
+      const timer = setTimeout(onAbort, waitMs);
+      // A client that hangs up stops its wait: no timer or listener outlives the request.
       function finish(row: Row | null) {
         clearTimeout(timer);
         events.off('message', onMessage);
+        signal?.removeEventListener('abort', onAbort);
         resolve(row ? toDetail(row) : null);
       }
       events.on('message', onMessage);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
