@@ -50,8 +50,8 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
       },
     },
     async (request) => {
-      const { to, q, limit } = request.query;
-      return { messages: inbox.list({ to, q, limit }) };
+      const { to, q, scope, limit } = request.query;
+      return { messages: inbox.list({ to, q, scope, limit }) };
     },
   );
 
@@ -117,7 +117,11 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
     });
   });
 
-  app.delete('/api/messages', async () => ({ deleted: inbox.deleteAll() }));
+  app.delete(
+    '/api/messages',
+    { schema: { querystring: z.object({ scope: z.string().min(1).max(100).optional() }) } },
+    async (request) => ({ deleted: inbox.deleteAll(request.query.scope) }),
+  );
 
   app.delete('/api/messages/:id', { schema: { params: idParam } }, async (request, reply) => {
     if (!inbox.delete(request.params.id)) {

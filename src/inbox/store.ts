@@ -24,6 +24,7 @@ export interface MessageSummary {
   size: number;
   read: boolean;
   snippet: string;
+  scopes: string[];
 }
 
 export interface MessageDetail extends MessageSummary {
@@ -43,6 +44,8 @@ export interface Envelope {
 export interface ListOptions {
   to?: string;
   q?: string;
+  /** A test's own messages: those sent to a `+scope` address or with an X-Mailproof-Scope header. */
+  scope?: string;
   limit?: number;
 }
 
@@ -52,6 +55,7 @@ interface Row {
   message_id: string | null;
   sender: string;
   recipients: string;
+  scopes: string;
   subject: string;
   size: number;
   read_at: number | null;
@@ -127,7 +131,27 @@ function topLevelHeaders(raw: Buffer): Array<{ name: string; value: string }> {
 }
 
 const SUMMARY_COLUMNS =
-  'id, received_at, message_id, sender, recipients, subject, size, read_at, snippet';
+  'id, received_at, message_id, sender, recipients, scopes, subject, size, read_at, snippet';
+
+/** Scopes of a message: the `+tag` of each recipient (`user+tag@host`) and X-Mailproof-Scope. */
+function scopesOf(recipients: string[], headers: Array<{ name: string; value: string }>): string[] {
+  const scopes = new Set<string>();
+  for (const address of recipients) {
+    const local = address.slice(0, address.lastIndexOf('@'));
+    const plus = local.indexOf('+');
+    if (plus !== -1 && plus < local.length - 1) scopes.add(local.slice(plus + 1).toLowerCase());
+  }
+  for (const header of headers) {
+    if (header.name === 'x-mailproof-scope' && header.value.trim()) {
+      scopes.add(header.value.trim().toLowerCase());
+    }
+  }
+  return [...scopes];
+}
+
+function joinScopes(scopes: string[]): string {
+  return scopes.length ? `\n${scopes.join('\n')}\n` : '';
+}
 
 export interface InboxStore {
   ingest(
@@ -149,7 +173,8 @@ export interface InboxStore {
   ): Promise<MessageDetail | null>;
   markRead(id: number): void;
   delete(id: number): boolean;
-  deleteAll(): number;
+  /** Deletes every message, or only those of one scope. */
+  deleteAll(scope?: string): number;
   count(): number;
   events: EventEmitter;
   close(): void;
@@ -184,13 +209,18 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
     );
     CREATE INDEX IF NOT EXISTS messages_recipients ON messages(recipients_search);
   `);
+  // Inbox files written before scopes existed gain the column.
+  const columns = db.prepare('PRAGMA table_info(messages)').all() as Array<{ name: string }>;
+  if (!columns.some((c) => c.name === 'scopes')) {
+    db.exec("ALTER TABLE messages ADD COLUMN scopes TEXT NOT NULL DEFAULT ''");
+  }
   const events = new EventEmitter();
   events.setMaxListeners(0);
 
   const insert = db.prepare(`INSERT INTO messages (received_at, message_id, sender, recipients,
-    recipients_search, subject, size, read_at, snippet, headers, text, html, links,
+    recipients_search, scopes, subject, size, read_at, snippet, headers, text, html, links,
     verification_url, verification_code, provenance, raw)
-    VALUES (@received_at, @message_id, @sender, @recipients, @recipients_search, @subject, @size,
+    VALUES (@received_at, @message_id, @sender, @recipients, @recipients_search, @scopes, @subject, @size,
     NULL, @snippet, @headers, @text, @html, @links, @verification_url, @verification_code,
     @provenance, @raw)`);
   const trim = db.prepare(
@@ -219,6 +249,7 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
       sender: parsed.from ?? envelope.from ?? '',
       recipients: JSON.stringify(recipients),
       recipients_search: `\n${recipients.join('\n')}\n`,
+      scopes: joinScopes(scopesOf(recipients, headers)),
       subject: parsed.subject,
       size: raw.length,
       snippet: (text ?? '').replace(/\s+/g, ' ').trim().slice(0, 140),
@@ -274,9 +305,13 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
 
   return {
     ingest,
-    list({ to, q, limit = 50 } = {}) {
+    list({ to, q, scope, limit = 50 } = {}) {
       const where: string[] = [];
       const params: Record<string, string | number> = { limit: Math.min(Math.max(limit, 1), 500) };
+      if (scope) {
+        where.push("scopes LIKE @scope ESCAPE '\\'");
+        params.scope = `%\n${escapeLike(scope.trim().toLowerCase())}\n%`;
+      }
       if (to) {
         where.push("recipients_search LIKE @to ESCAPE '\\'");
         params.to = `%\n${escapeLike(to.trim().toLowerCase())}\n%`;
@@ -317,8 +352,11 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
     delete(id) {
       return db.prepare('DELETE FROM messages WHERE id = ?').run(id).changes === 1;
     },
-    deleteAll() {
-      return db.prepare('DELETE FROM messages').run().changes;
+    deleteAll(scope) {
+      if (!scope) return db.prepare('DELETE FROM messages').run().changes;
+      return db
+        .prepare("DELETE FROM messages WHERE scopes LIKE ? ESCAPE '\\'")
+        .run(`%\n${escapeLike(scope.trim().toLowerCase())}\n%`).changes;
     },
     count() {
       return (db.prepare('SELECT count(*) AS n FROM messages').get() as { n: number }).n;
@@ -342,6 +380,7 @@ function toSummary(row: Row): MessageSummary {
     size: row.size,
     read: row.read_at !== null,
     snippet: row.snippet,
+    scopes: row.scopes ? row.scopes.split('\n').filter(Boolean) : [],
   };
 }
 
