@@ -17,6 +17,7 @@ describe('OpenAPI document', () => {
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
+        '/_inbox/api/events',
         '/_inbox/api/latest',
         '/_inbox/api/messages',
         '/_inbox/api/messages/{id}',
