@@ -1,44 +1,22 @@
 // Browser end-to-end test of the verified contact form (§3): the real app on a real port, driven
 // by Debian's Chromium. Runs in the sqlite project only (test/browser is excluded from postgres).
-import net from 'node:net';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestRuntime, type TestRuntime } from '../support/runtime.ts';
+import { type BrowserApp, startBrowserApp } from '../support/browser.ts';
+import type { TestRuntime } from '../support/runtime.ts';
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
+let app: BrowserApp;
 let rt: TestRuntime;
 let browser: Browser;
 let baseUrl: string;
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
 beforeAll(async () => {
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  rt = await createTestRuntime({ env: { BASE_URL: baseUrl } });
-  await rt.app.listen({ port, host: '127.0.0.1' });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  app = await startBrowserApp();
+  ({ rt, browser, baseUrl } = app);
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await rt?.close();
+  await app?.close();
 });
 
 describe('the contact form in a real browser', () => {

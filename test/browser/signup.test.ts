@@ -2,22 +2,13 @@
 // Covers the sign-up journey (link and code), a no-JavaScript run, phone width,
 // accessibility basics of the forms, and the inbox's sandboxed message frame.
 import { mkdirSync } from 'node:fs';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeMime } from '../../src/mail/transport.ts';
-import { createTestRuntime, type TestRuntime } from '../support/runtime.ts';
+import { type BrowserApp, startBrowserApp } from '../support/browser.ts';
+import type { TestRuntime } from '../support/runtime.ts';
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const PASSWORD = 'correct horse battery staple';
 const SCREENSHOTS = fileURLToPath(new URL('../../test-results/screenshots/', import.meta.url));
 
@@ -30,15 +21,6 @@ let seq = 0;
 function newAddress(label: string): string {
   seq += 1;
   return `${label}-${seq}-${process.pid}@example.com`;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 /** Opens a context whose console errors (CSP violations, script errors) are collected. */
@@ -133,23 +115,16 @@ async function expectFieldError(page: Page, inputId: string, text: RegExp): Prom
   expect(await field.locator('.error').textContent()).toMatch(text);
 }
 
+let app: BrowserApp;
+
 beforeAll(async () => {
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  rt = await createTestRuntime({ env: { BASE_URL: baseUrl } });
-  // The harness clock starts in January 2026; session cookies expire 30 days after it, so a
-  // real browser (on today's date) would drop them at once. Bring the clock to the present.
-  rt.clock.advance(Math.max(0, Date.now() - rt.clock.now()));
-  await rt.app.listen({ port, host: '127.0.0.1' });
-  const address = rt.app.server.address();
-  expect(typeof address === 'object' && address?.port).toBe(port);
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  app = await startBrowserApp();
+  ({ rt, browser, baseUrl } = app);
   mkdirSync(SCREENSHOTS, { recursive: true });
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await rt?.close();
+  await app?.close();
 });
 
 describe('sign-up in a real browser', () => {
