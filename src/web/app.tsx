@@ -215,5 +215,6 @@ function fallbackPageContext(ctx: AppContext) {
     user: null,
     flash: null,
     inboxEnabled: false,
+    contactEnabled: false,
   };
 }

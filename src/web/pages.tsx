@@ -77,6 +77,7 @@ export async function pageContext(
     user: user ? { email: user.email, emailVerified: user.email_verified_at !== null } : null,
     flash: takeFlash(request, reply),
     inboxEnabled: ctx.config.inbox.enabled,
+    contactEnabled: ctx.config.contact.to !== null,
   };
 }
 

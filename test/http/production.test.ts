@@ -49,6 +49,9 @@ describe('production settings', () => {
     expect(page.headers['strict-transport-security']).toMatch(/max-age=\d+/);
     expect(String(page.headers['set-cookie'])).toMatch(/__Host-mp_csrf=.*; Secure/);
     expect((await rt.app.inject({ url: '/_inbox' })).statusCode).toBe(404);
+    // No CONTACT_TO in production: no contact form, so no link to it either.
+    expect(page.body).not.toContain('href="/contact"');
+    expect(page.body).not.toContain('href="/_inbox"');
     expect((await rt.app.inject({ url: '/_inbox/api/messages' })).statusCode).toBe(404);
   });
 

@@ -101,6 +101,11 @@ describe('review fixes', () => {
     expect(config.inbox.auth).toEqual({ user: 'ops', password: 'a-long-inbox-password' });
   });
 
+  it('links the contact form from every page when it is enabled', async () => {
+    const home = await rt.app.inject({ url: '/' });
+    expect(home.body).toContain('<a href="/contact">Contact</a>');
+  });
+
   it('answers 404, not 500, for static names that are object properties', async () => {
     for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
       expect((await rt.app.inject({ url: `/static/${name}` })).statusCode).toBe(404);

@@ -7,6 +7,7 @@ export interface PageContext {
   user: { email: string; emailVerified: boolean } | null;
   flash: Flash | null;
   inboxEnabled: boolean;
+  contactEnabled: boolean;
 }
 
 export interface Flash {
@@ -59,6 +60,7 @@ export function Layout(props: { ctx: PageContext; title: string; children: Compo
                 <a href="/signup">Sign up</a>
               </>
             )}
+            {ctx.contactEnabled ? <a href="/contact">Contact</a> : null}
             {ctx.inboxEnabled ? <a href="/_inbox">Inbox</a> : null}
           </nav>
         </header>
