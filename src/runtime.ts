@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { purgePendingContacts } from './contact/contact.ts';
 import type { AppContext } from './context.ts';
 import { type Db, migrateToLatest, openDatabase } from './db/index.ts';
+import { createFaultInjector, type FaultInjector } from './inbox/faults.ts';
 import { type Catcher, startSmtpCatcher } from './inbox/smtp.ts';
 import { type InboxStore, openInboxStore } from './inbox/store.ts';
 import { createInboxTransport } from './inbox/transport.ts';
@@ -34,6 +35,8 @@ export interface Runtime {
   ctx: AppContext;
   db: Db;
   inbox: InboxStore | null;
+  /** The inbox's fault injection, shared by its SMTP listener and the in-process transport. */
+  faults: FaultInjector | null;
   worker: OutboxWorker | null;
   limits: RateLimits;
   app: FastifyInstance;
@@ -54,7 +57,8 @@ export async function createRuntime(
   const inbox = config.inbox.enabled
     ? openInboxStore(config.dataDir, { retain: config.inbox.retainMessages })
     : null;
-  const transport = options.transport ?? chooseTransport(config, inbox);
+  const faults = inbox ? createFaultInjector() : null;
+  const transport = options.transport ?? chooseTransport(config, inbox, faults);
   const branding = {
     appName: config.appName,
     brandColor: config.brandColor,
@@ -87,7 +91,7 @@ export async function createRuntime(
     });
   }
   const limits = createRateLimits(config.rateLimits);
-  const app = await buildWebApp({ ctx, limits, inbox });
+  const app = await buildWebApp({ ctx, limits, inbox, faults });
   let catcher: Catcher | null = null;
   let maintenance: NodeJS.Timeout | null = null;
   const startWorker = () => {
@@ -107,6 +111,7 @@ export async function createRuntime(
     ctx,
     db,
     inbox,
+    faults,
     worker,
     limits,
     app,
@@ -120,6 +125,7 @@ export async function createRuntime(
         catcher = await startSmtpCatcher(inbox, {
           host: config.inbox.smtpHost,
           port: config.inbox.smtpPort,
+          faults: faults ?? undefined,
         });
       }
       startWorker();
@@ -137,10 +143,15 @@ export async function createRuntime(
   };
 }
 
-function chooseTransport(config: Config, inbox: InboxStore | null): MailTransport {
-  if (config.mail.server)
+function chooseTransport(
+  config: Config,
+  inbox: InboxStore | null,
+  faults: FaultInjector | null,
+): MailTransport {
+  if (config.mail.server) {
     return createSmtpTransport({ ...config.mail, server: config.mail.server });
-  if (inbox) return createInboxTransport(inbox);
+  }
+  if (inbox) return createInboxTransport(inbox, faults ?? undefined);
   throw new Error('No mail transport: set MAIL_SERVER, or enable the inbox (INBOX_ENABLED=true)');
 }
 

@@ -8,11 +8,13 @@ import { basicAuthorized, requestAdminAuth } from '../web/admin-auth.ts';
 import { sendApiError } from '../web/errors.ts';
 import { pageContext, sendPage } from '../web/pages.tsx';
 import { Csrf, Layout, type PageContext } from '../web/views/layout.tsx';
+import type { FaultInjector } from './faults.ts';
 import type { InboxStore, MessageDetail, MessageSummary } from './store.ts';
 
 export interface InboxRouteOptions {
   ctx: AppContext;
   inbox: InboxStore;
+  faults: FaultInjector;
 }
 
 const MAX_WAIT_MS = 60_000;
@@ -24,7 +26,7 @@ const MESSAGE_HTML_CSP =
 
 export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
   app,
-  { ctx, inbox },
+  { ctx, inbox, faults },
 ) => {
   await app.register(formbody, { bodyLimit: 4 * 1024 });
   const { auth } = ctx.config.inbox;
@@ -115,6 +117,28 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
       inbox.events.off('message', onMessage);
       streams.delete(res);
     });
+  });
+
+  // Fault injection: the next `count` messages (to recipients containing `to`, if given) are
+  // answered with this SMTP code, or their connection is dropped, by the catcher and in-process.
+  app.post(
+    '/api/faults',
+    {
+      schema: {
+        body: z.object({
+          action: z.union([z.literal(421), z.literal(451), z.literal(550), z.literal('drop')]),
+          count: z.number().int().min(1).max(1000).default(1),
+          to: z.string().min(1).max(320).optional(),
+        }),
+      },
+    },
+    async (request, reply) => reply.code(201).send(faults.add(request.body)),
+  );
+  app.get('/api/faults', async () => ({ faults: faults.list() }));
+  app.delete('/api/faults', async () => {
+    const cleared = faults.list().length;
+    faults.clear();
+    return { cleared };
   });
 
   app.delete(

@@ -1,11 +1,18 @@
 // The catcher's SMTP listener, so other applications can use the inbox as their mail catcher.
 import { SMTPServer } from 'smtp-server';
+import { type FaultInjector, faultMessage } from './faults.ts';
 import type { InboxStore } from './store.ts';
 
 export interface CatcherOptions {
   host: string;
   port: number;
   maxMessageBytes?: number;
+  faults?: FaultInjector;
+}
+
+interface SmtpConnectionShape {
+  id: string;
+  _socket?: { destroy(): void };
 }
 
 export interface Catcher {
@@ -41,6 +48,24 @@ export async function startSmtpCatcher(
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : null,
           to: session.envelope.rcptTo.map((r) => r.address),
         };
+        const fault = options.faults?.take(envelope.to);
+        if (fault?.action === 'drop') {
+          // smtp-server has no API for this: find the session's connection and cut its socket.
+          const connections = (server as unknown as { connections: Set<SmtpConnectionShape> })
+            .connections;
+          for (const connection of connections) {
+            if (connection.id === session.id) connection._socket?.destroy();
+          }
+          return;
+        }
+        if (fault) {
+          callback(
+            Object.assign(new Error(faultMessage(fault.action).slice(4)), {
+              responseCode: fault.action,
+            }),
+          );
+          return;
+        }
         store.ingest(Buffer.concat(chunks), envelope).then(
           () => callback(),
           () =>

@@ -12,6 +12,7 @@ export interface Provenance {
   requestId: string | null;
   outboxId: string;
   attempt: number;
+  previousError?: string | null;
 }
 
 export interface MessageSummary {

@@ -16,6 +16,8 @@ export interface OutgoingEmail {
     requestId: string | null;
     outboxId: string;
     attempt: number;
+    /** Why the attempt before this one failed, when there was one. */
+    previousError?: string | null;
   };
 }
 

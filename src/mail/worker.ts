@@ -116,6 +116,7 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
         requestId: row.request_id,
         outboxId: row.id,
         attempt: row.attempts,
+        previousError: row.last_error,
       },
     });
   }

@@ -14,6 +14,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { createFaultInjector, type FaultInjector } from '../inbox/faults.ts';
 import { inboxRoutes } from '../inbox/routes.tsx';
 import type { InboxStore } from '../inbox/store.ts';
 import type { RateLimits } from '../ratelimit/limiter.ts';
@@ -27,6 +28,7 @@ export interface WebOptions {
   ctx: AppContext;
   limits: RateLimits;
   inbox: InboxStore | null;
+  faults?: FaultInjector | null;
   logger?: boolean;
 }
 
@@ -155,7 +157,14 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
 
   await app.register(apiRoutes, { prefix: '/api', ctx, limits });
   await app.register(pageRoutes, { ctx, limits });
-  if (inbox) await app.register(inboxRoutes, { prefix: '/_inbox', ctx, inbox });
+  if (inbox) {
+    await app.register(inboxRoutes, {
+      prefix: '/_inbox',
+      ctx,
+      inbox,
+      faults: options.faults ?? createFaultInjector(),
+    });
+  }
   return app as unknown as FastifyInstance;
 }
 

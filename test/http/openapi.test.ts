@@ -18,6 +18,7 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         '/_inbox/api/events',
+        '/_inbox/api/faults',
         '/_inbox/api/latest',
         '/_inbox/api/messages',
         '/_inbox/api/messages/{id}',
