@@ -4,6 +4,8 @@ import formbody from '@fastify/formbody';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
+import { renderEmail } from '../mail/render.ts';
+import { isTemplateName, type TemplateName, templates } from '../mail/templates/index.ts';
 import { basicAuthorized, requestAdminAuth } from '../web/admin-auth.ts';
 import { sendApiError } from '../web/errors.ts';
 import { pageContext, sendPage } from '../web/pages.tsx';
@@ -182,6 +184,27 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
       .send(message.html ?? '<p>This message has no HTML part.</p>');
   });
 
+  // The template gallery: every email the app sends, rendered with sample data, nothing sent.
+  app.get('/templates', async (request, reply) => {
+    const page = await pageContext(ctx, request, reply);
+    const rendered = (Object.keys(templates) as TemplateName[]).map((name) => ({
+      name,
+      ...renderEmail(name, sampleData(name, ctx.branding), ctx.branding),
+    }));
+    return sendPage(reply, <TemplateGallery ctx={page} templates={rendered} />);
+  });
+
+  app.get<{ Params: { name: string } }>('/templates/:name/html', async (request, reply) => {
+    const { name } = request.params;
+    if (!isTemplateName(name)) return reply.callNotFound();
+    const { html } = renderEmail(name, sampleData(name, ctx.branding), ctx.branding);
+    return reply
+      .header('Content-Security-Policy', MESSAGE_HTML_CSP)
+      .header('X-Frame-Options', 'SAMEORIGIN')
+      .type('text/html; charset=utf-8')
+      .send(html);
+  });
+
   app.get('/messages/:id/raw', { schema: { params: idParam } }, async (request, reply) => {
     const raw = inbox.raw(request.params.id);
     if (!raw) return reply.callNotFound();
@@ -227,6 +250,7 @@ function InboxList(props: { ctx: PageContext; messages: MessageSummary[]; q: str
       <section class="inbox" aria-labelledby="inbox-title">
         <div class="inbox-head">
           <h1 id="inbox-title">Inbox</h1>
+          <a href="/_inbox/templates">Email templates</a>
           <search class="search">
             <form method="get" action="/_inbox">
               <label for="inbox-q" class="visually-hidden">
@@ -286,6 +310,52 @@ function InboxList(props: { ctx: PageContext; messages: MessageSummary[]; q: str
           )}
         </div>
         <script src="/static/inbox.js" defer />
+      </section>
+    </Layout>
+  );
+}
+
+function sampleData(name: TemplateName, branding: AppContext['branding']): unknown {
+  return (templates[name] as { sample(b: typeof branding): unknown }).sample(branding);
+}
+
+function TemplateGallery(props: {
+  ctx: PageContext;
+  templates: Array<{ name: string; subject: string; html: string; text: string }>;
+}) {
+  return (
+    <Layout ctx={props.ctx} title="Email templates">
+      <section class="inbox" aria-labelledby="gallery-title">
+        <p>
+          <a href="/_inbox">← Inbox</a>
+        </p>
+        <h1 id="gallery-title">Email templates</h1>
+        <p class="lead">
+          Every email this app sends, rendered with sample data. Nothing is sent from this page.
+        </p>
+        {props.templates.map((t) => (
+          <article class="card template" key={t.name} aria-labelledby={`template-${t.name}`}>
+            <h2 id={`template-${t.name}`}>
+              <code>{t.name}</code>
+            </h2>
+            <dl class="details">
+              <dt>Subject</dt>
+              <dd>{t.subject}</dd>
+              <dt>HTML size</dt>
+              <dd>{(Buffer.byteLength(t.html) / 1024).toFixed(1)} KB</dd>
+            </dl>
+            <iframe
+              class="message-frame"
+              title={`HTML part of ${t.name}`}
+              src={`/_inbox/templates/${t.name}/html`}
+              sandbox=""
+            />
+            <details>
+              <summary>Text part</summary>
+              <pre class="message-text">{t.text}</pre>
+            </details>
+          </article>
+        ))}
       </section>
     </Layout>
   );
