@@ -104,6 +104,20 @@ function setFlash(ctx: AppContext, reply: FastifyReply, flash: Flash) {
   });
 }
 
+/** The form that takes an address and its 8-digit code, shared by every flow that sends one. */
+function codeFormErrors(email: string, code: string): Record<string, string> {
+  const errors: Record<string, string> = {};
+  if (!isValidEmail(email)) errors.email = 'Enter the email address the code was sent to.';
+  if (!/^\d{4}[\s-]?\d{4}$/.test(code.trim())) errors.code = 'Enter the 8 digits of the code.';
+  return errors;
+}
+
+/** A confirmation's page status: 400 for an unknown link, 410 for an expired one, else 200. */
+function outcomeStatus(status: string): number {
+  if (status === 'invalid') return 400;
+  return status === 'expired' ? 410 : 200;
+}
+
 export function sendPage(reply: FastifyReply, page: VNode, status = 200): FastifyReply {
   return reply.code(status).type('text/html; charset=utf-8').send(renderPage(page));
 }
@@ -254,7 +268,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
   app.post<{ Params: { token: string } }>('/verify/:token', csrf, async (request, reply) => {
     const result = await confirmSignupToken(ctx, request.params.token);
     const page = await pageContext(ctx, request, reply);
-    const status = result.status === 'invalid' ? 400 : result.status === 'expired' ? 410 : 200;
+    const status = outcomeStatus(result.status);
     return sendPage(
       reply,
       <OutcomePage ctx={page} outcome={result.status} token={request.params.token} />,
@@ -271,9 +285,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
   app.post('/verify', csrf, async (request, reply) => {
     const email = field(request.body, 'email');
     const code = field(request.body, 'code');
-    const errors: Record<string, string> = {};
-    if (!isValidEmail(email)) errors.email = 'Enter the email address the code was sent to.';
-    if (!/^\d{4}[\s-]?\d{4}$/.test(code.trim())) errors.code = 'Enter the 8 digits of the code.';
+    const errors = codeFormErrors(email, code);
     if (Object.keys(errors).length > 0) {
       return sendPage(
         reply,
@@ -435,7 +447,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
     async (request, reply) => {
       const result = await confirmContactToken(ctx, request.params.token);
       const page = await pageContext(ctx, request, reply);
-      const status = result.status === 'invalid' ? 400 : result.status === 'expired' ? 410 : 200;
+      const status = outcomeStatus(result.status);
       return sendPage(
         reply,
         <ContactOutcomePage ctx={page} outcome={result.status} token={request.params.token} />,
@@ -453,9 +465,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
   app.post('/contact/confirm', csrf, async (request, reply) => {
     const email = field(request.body, 'email');
     const code = field(request.body, 'code');
-    const errors: Record<string, string> = {};
-    if (!isValidEmail(email)) errors.email = 'Enter the email address the code was sent to.';
-    if (!/^\d{4}[\s-]?\d{4}$/.test(code.trim())) errors.code = 'Enter the 8 digits of the code.';
+    const errors = codeFormErrors(email, code);
     if (Object.keys(errors).length > 0) {
       return sendPage(
         reply,
