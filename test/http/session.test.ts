@@ -2,34 +2,10 @@
 import { createHash } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { address, cookieHeader, csrfOf, type Jar, remember } from '../support/forms.ts';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.ts';
 
 const PASSWORD = 'lantern orchard pebble';
-let seq = 0;
-
-type Jar = Record<string, string>;
-
-function address(label: string): string {
-  seq += 1;
-  return `${label}-${seq}-${Math.random().toString(36).slice(2, 8)}@example.com`;
-}
-
-function remember(res: LightMyRequestResponse, jar: Jar = {}): Jar {
-  for (const cookie of res.cookies) jar[cookie.name] = cookie.value;
-  return jar;
-}
-
-function cookieHeader(jar: Jar): string {
-  return Object.entries(jar)
-    .map(([name, value]) => `${name}=${value}`)
-    .join('; ');
-}
-
-function csrfOf(html: string): string {
-  const match = /name="_csrf" value="([^"]+)"/.exec(html);
-  if (!match?.[1]) throw new Error('no _csrf field in the page');
-  return match[1];
-}
 
 function setCookies(res: LightMyRequestResponse): string[] {
   const header = res.headers['set-cookie'];

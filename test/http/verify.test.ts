@@ -1,68 +1,21 @@
-// §2 Verifying an address by link (GET shows, POST confirms) or by code; resending; CSRF.
-import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  address,
+  BASE_URL,
+  cookieHeader,
+  csrfOf,
+  getPage,
+  type Jar,
+  pathOf,
+  postForm,
+  remember,
+  tokenOf,
+} from '../support/forms.ts';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.ts';
 
-const BASE_URL = 'http://mailproof.test';
 const PASSWORD = 'lantern orchard pebble';
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
-let seq = 0;
-
-type Jar = Record<string, string>;
-
-function address(label: string): string {
-  seq += 1;
-  return `${label}-${seq}-${Math.random().toString(36).slice(2, 8)}@example.com`;
-}
-
-function tokenOf(url: string | null): string {
-  const token = new URL(url ?? `${BASE_URL}/`).pathname.split('/').pop();
-  if (!token) throw new Error(`no token in ${url}`);
-  return token;
-}
-
-function pathOf(link: string): string {
-  const url = new URL(link);
-  return `${url.pathname}${url.search}`;
-}
-
-function remember(res: LightMyRequestResponse, jar: Jar): Jar {
-  for (const cookie of res.cookies) jar[cookie.name] = cookie.value;
-  return jar;
-}
-
-function cookieHeader(jar: Jar): string {
-  return Object.entries(jar)
-    .map(([name, value]) => `${name}=${value}`)
-    .join('; ');
-}
-
-function csrfOf(html: string): string {
-  const match = /name="_csrf" value="([^"]+)"/.exec(html);
-  if (!match?.[1]) throw new Error('no _csrf field in the page');
-  return match[1];
-}
-
-async function getPage(rt: TestRuntime, url: string, jar: Jar = {}) {
-  const res = await rt.app.inject({ method: 'GET', url, headers: { cookie: cookieHeader(jar) } });
-  remember(res, jar);
-  return res;
-}
-
-async function postForm(rt: TestRuntime, url: string, fields: Record<string, string>, jar: Jar) {
-  const res = await rt.app.inject({
-    method: 'POST',
-    url,
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      cookie: cookieHeader(jar),
-    },
-    payload: new URLSearchParams(fields).toString(),
-  });
-  remember(res, jar);
-  return res;
-}
 
 async function signUp(rt: TestRuntime, email: string) {
   const res = await rt.app.inject({
