@@ -3,6 +3,7 @@ import { listUsers } from './accounts/user.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { listAcceptedContacts } from './contact/contact.ts';
 import { migrateToLatest, openDatabase } from './db/index.ts';
+import { checkEmailsCommand } from './inbox/checks/cli.ts';
 import { createLogger } from './logger.ts';
 import { outboxCounts } from './mail/outbox.ts';
 import { createRuntime, type RuntimeOptions } from './runtime.ts';
@@ -18,6 +19,8 @@ Commands:
   users list       list accounts (newest first)
   outbox status    count pending, sent and dead messages
   contact list     accepted contact messages (newest first)
+  check-emails     check every email template (HTML/CSS support, links, structure, spam);
+                   --template FILE adds a module's templates; exits 1 when one fails
   help             show this text
 
 Configuration comes from the environment and from .env; see the README.`;
@@ -53,6 +56,8 @@ async function main(argv: string[]): Promise<number> {
     case 'contact':
       if (sub === 'list') return contactList(config);
       break;
+    case 'check-emails':
+      return checkEmailsCommand(config, argv.slice(1));
   }
   console.error(
     `mailproof: unknown command "${[command, sub].filter(Boolean).join(' ')}"\n\n${HELP}`,

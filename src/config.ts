@@ -41,6 +41,10 @@ export interface Config {
     smtpPort: number;
     smtpHost: string;
     retainMessages: number;
+    /** Messages older than this are deleted; 0 keeps them until the count limit. */
+    retainSeconds: number;
+    /** SpamAssassin's spamd for the spam check (SPAMD_HOST=host[:port]); null skips the check. */
+    spamd: { host: string; port: number } | null;
   };
   contact: {
     /** Where accepted messages are delivered; null disables the contact form. */
@@ -256,6 +260,11 @@ function buildConfig(read: EnvReader): Config {
       smtpPort: read.port('INBOX_SMTP_PORT', 2525),
       smtpHost: read.string('INBOX_SMTP_HOST', '127.0.0.1'),
       retainMessages: read.int('INBOX_RETAIN_MESSAGES', 5000, 10, 10_000_000),
+      retainSeconds:
+        read.optional('INBOX_RETAIN_AGE') === '0'
+          ? 0
+          : read.duration('INBOX_RETAIN_AGE', 7 * 86400),
+      spamd: readSpamd(read),
     },
     contact: readContact(read, isProduction, baseUrl),
     adminToken: readAdminToken(read, isProduction),
@@ -306,6 +315,19 @@ function readContact(read: EnvReader, isProduction: boolean, baseUrl: string): C
     webhookUrl,
     webhookSecret,
   };
+}
+
+function readSpamd(read: EnvReader): Config['inbox']['spamd'] {
+  const value = read.optional('SPAMD_HOST');
+  if (!value) return null;
+  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(value);
+  const port = match?.[2] ? Number(match[2]) : 783;
+  if (!match?.[1] || port < 1 || port > 65535) {
+    throw new ConfigError(
+      `SPAMD_HOST must be host or host:port (spamd's port is 783), got "${value}"`,
+    );
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
 
 function readInboxAuth(read: EnvReader, isProduction: boolean): Config['inbox']['auth'] {

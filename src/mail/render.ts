@@ -1,6 +1,12 @@
 import { compile } from 'html-to-text';
 import { render } from 'preact-render-to-string';
-import { type Branding, isTemplateName, type TemplateName, templates } from './templates/index.ts';
+import {
+  type Branding,
+  type EmailTemplate,
+  isTemplateName,
+  type TemplateName,
+  templates,
+} from './templates/index.ts';
 
 export interface RenderedEmail {
   subject: string;
@@ -20,9 +26,19 @@ const toText = compile({
   ],
 });
 
-export function renderEmail(name: string, data: unknown, branding: Branding): RenderedEmail {
-  if (!isTemplateName(name)) throw new Error(`Unknown email template "${name}"`);
-  const template = templates[name as TemplateName] as {
+/** Renders a shipped template by name, or a template object (a deployer's own, being checked). */
+export function renderEmail(
+  // biome-ignore lint/suspicious/noExplicitAny: each template has its own data type
+  nameOrTemplate: string | EmailTemplate<any>,
+  data: unknown,
+  branding: Branding,
+): RenderedEmail {
+  if (typeof nameOrTemplate === 'string' && !isTemplateName(nameOrTemplate)) {
+    throw new Error(`Unknown email template "${nameOrTemplate}"`);
+  }
+  const template = (
+    typeof nameOrTemplate === 'string' ? templates[nameOrTemplate as TemplateName] : nameOrTemplate
+  ) as {
     subject(data: unknown, branding: Branding): string;
     body(data: unknown, branding: Branding): Parameters<typeof render>[0];
     replyTo?(data: unknown): { name: string; address: string };

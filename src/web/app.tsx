@@ -14,6 +14,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { createRouteTable, type RouteTable } from '../inbox/checks/index.ts';
 import { createFaultInjector, type FaultInjector } from '../inbox/faults.ts';
 import { inboxRoutes } from '../inbox/routes.tsx';
 import type { InboxStore } from '../inbox/store.ts';
@@ -30,6 +31,8 @@ export interface WebOptions {
   inbox: InboxStore | null;
   faults?: FaultInjector | null;
   logger?: boolean;
+  /** Filled with the app's GET routes as they are registered (the inbox's link check reads it). */
+  routes?: RouteTable;
 }
 
 const STATIC_FILES: Record<string, { type: string; body: Buffer }> = {
@@ -57,6 +60,10 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
     childLoggerFactory: (logger, bindings, options) =>
       ctx.log.isLevelEnabled('info') ? logger.child(bindings, options) : logger,
   }).withTypeProvider<ZodTypeProvider>();
+
+  // The inbox's link check resolves links into this app against the routes registered below.
+  const routes = options.routes ?? createRouteTable();
+  app.addHook('onRoute', (route) => routes.add(route.method, route.url));
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -163,6 +170,7 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
       ctx,
       inbox,
       faults: options.faults ?? createFaultInjector(),
+      routes,
     });
   }
   return app as unknown as FastifyInstance;

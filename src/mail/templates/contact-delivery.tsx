@@ -30,9 +30,7 @@ export const contactDelivery = {
           margin: '0 0 16px',
           padding: '12px 16px',
           backgroundColor: '#f4f5f7',
-          borderRadius: '6px',
-          whiteSpace: 'pre-wrap',
-          wordBreak: 'break-word',
+          wordWrap: 'break-word',
         }}
       >
         {data.message.split('\n').map((line, i) => (

@@ -42,7 +42,7 @@ export const contactVerify = {
       <p style={small}>
         The button works for {formatMinutes(data.linkMinutes)}. If it does not work, copy this
         address into your browser:{' '}
-        <a href={data.url} style={{ color: branding.brandColor, wordBreak: 'break-all' }}>
+        <a href={data.url} style={{ color: branding.brandColor, wordWrap: 'break-word' }}>
           {data.url}
         </a>
       </p>

@@ -26,18 +26,20 @@ export function EmailLayout(props: {
     >
       <tr>
         <td align="center" style={{ padding: '24px 12px' }}>
-          <div
+          {/* The preheader is visible: clients show the first text as the preview, and hiding it
+              needs display:none, which Gmail's mobile web client ignores. */}
+          <p
             style={{
-              display: 'none',
-              maxHeight: '0px',
-              overflow: 'hidden',
-              fontSize: '1px',
-              lineHeight: '1px',
-              color: '#f4f5f7',
+              margin: '0 0 12px',
+              maxWidth: '560px',
+              fontFamily: font,
+              fontSize: '13px',
+              lineHeight: '18px',
+              color: '#59636e',
             }}
           >
             {props.preheader}
-          </div>
+          </p>
           <table
             role="presentation"
             width="560"
@@ -47,7 +49,6 @@ export function EmailLayout(props: {
               maxWidth: '560px',
               width: '100%',
               backgroundColor: '#ffffff',
-              borderRadius: '8px',
               border: '1px solid #e3e5e8',
             }}
           >
@@ -103,7 +104,7 @@ export function Button(props: { href: string; color: string; children: Component
   return (
     <table role="presentation" cellPadding="0" cellSpacing="0" style={{ margin: '24px 0' }}>
       <tr>
-        <td style={{ backgroundColor: props.color, borderRadius: '6px' }}>
+        <td style={{ backgroundColor: props.color }}>
           <a
             href={props.href}
             style={{

@@ -32,7 +32,7 @@ export const verifyEmail = {
         The button works for {formatMinutes(data.linkMinutes)} and the code for{' '}
         {formatMinutes(data.codeMinutes)}. If the button does not work, copy this address into your
         browser:{' '}
-        <a href={data.url} style={{ color: branding.brandColor, wordBreak: 'break-all' }}>
+        <a href={data.url} style={{ color: branding.brandColor, wordWrap: 'break-word' }}>
           {data.url}
         </a>
       </p>
