@@ -4,7 +4,7 @@ import { type CssReport, checkCss } from './css.ts';
 import { parseHtml } from './html.ts';
 import { checkLinks, type LinkReport, type RouteTable } from './links.ts';
 import { checkSpam, type SpamRule } from './spam.ts';
-import { checkStructure } from './structure.ts';
+import { checkStructure, hasTextPart } from './structure.ts';
 import type { CheckItem, CheckLevel } from './types.ts';
 
 export { createRouteTable } from './links.ts';
@@ -45,16 +45,19 @@ export interface CheckOptions {
 export async function runChecks(input: CheckInput, options: CheckOptions): Promise<MessageChecks> {
   const document = input.html === null ? null : parseHtml(input.html);
   const spamPending = options.spamd ? spamReport(input.raw, options.spamd) : null;
+  const textPart = hasTextPart(input.raw, input.headers);
   const items = checkStructure({
     document,
     html: input.html,
     text: input.text,
     headers: input.headers,
     size: input.raw.length,
+    hasTextPart: textPart,
   });
   const css = input.html === null ? null : checkCss(input.html);
   if (css) items.push(cssItem(css));
-  const links = checkLinks(document, input.text, options);
+  // Without a text part of its own, a parser's text is made from the HTML: nothing new to check.
+  const links = checkLinks(document, textPart ? input.text : null, options);
   items.push(linksItem(links));
   const spam: SpamReport = spamPending ? await spamPending : { status: 'not_configured' };
   items.push(spamItem(spam));

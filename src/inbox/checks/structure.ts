@@ -12,6 +12,16 @@ export interface StructureInput {
   text: string | null;
   headers: Array<{ name: string; value: string }>;
   size: number;
+  /** Whether the MIME message has a text/plain part of its own (a parser may derive text from HTML). */
+  hasTextPart?: boolean;
+}
+
+/** A text/plain part in the message itself, not text a parser made from the HTML. */
+export function hasTextPart(raw: Buffer, headers: Array<{ name: string; value: string }>): boolean {
+  const top = headers.find((h) => h.name === 'content-type')?.value.toLowerCase() ?? 'text/plain';
+  if (top.startsWith('text/plain')) return true;
+  if (!top.startsWith('multipart/')) return false;
+  return /\ncontent-type:[ \t]*text\/plain/i.test(raw.toString('latin1'));
 }
 
 export function checkStructure(input: StructureInput): CheckItem[] {
@@ -19,7 +29,7 @@ export function checkStructure(input: StructureInput): CheckItem[] {
   const has = (name: string) => input.headers.some((h) => h.name === name && h.value.trim());
   const text = input.text?.trim() ?? '';
   items.push(
-    text
+    text && input.hasTextPart !== false
       ? { id: 'text-part', level: 'ok', title: 'Has a plain-text part' }
       : {
           id: 'text-part',
