@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { purgePendingContacts } from './contact/contact.ts';
 import type { AppContext } from './context.ts';
 import { type Db, migrateToLatest, openDatabase } from './db/index.ts';
+import type { RouteTable } from './inbox/checks/index.ts';
 import { createFaultInjector, type FaultInjector } from './inbox/faults.ts';
 import { type Catcher, startSmtpCatcher } from './inbox/smtp.ts';
 import { type InboxStore, openInboxStore } from './inbox/store.ts';
@@ -28,6 +29,8 @@ export interface RuntimeOptions {
   /** Listen for SMTP on INBOX_SMTP_PORT so other apps can use the inbox. */
   smtpCatcher?: boolean;
   workerOptions?: { idlePollMs?: number; baseBackoffMs?: number };
+  /** Filled with the web app's GET routes (for checking links outside a running inbox). */
+  routes?: RouteTable;
 }
 
 export interface Runtime {
@@ -55,7 +58,10 @@ export async function createRuntime(
   const log = options.log ?? createLogger(config);
   const db = openDatabase(config.databaseUrl);
   const inbox = config.inbox.enabled
-    ? openInboxStore(config.dataDir, { retain: config.inbox.retainMessages })
+    ? openInboxStore(config.dataDir, {
+        retain: config.inbox.retainMessages,
+        retainSeconds: config.inbox.retainSeconds,
+      })
     : null;
   const faults = inbox ? createFaultInjector() : null;
   const transport = options.transport ?? chooseTransport(config, inbox, faults);
@@ -91,7 +97,7 @@ export async function createRuntime(
     });
   }
   const limits = createRateLimits(config.rateLimits);
-  const app = await buildWebApp({ ctx, limits, inbox, faults });
+  const app = await buildWebApp({ ctx, limits, inbox, faults, routes: options.routes });
   let catcher: Catcher | null = null;
   let maintenance: NodeJS.Timeout | null = null;
   const startWorker = () => {

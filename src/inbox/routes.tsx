@@ -10,6 +10,10 @@ import { basicAuthorized, requestAdminAuth } from '../web/admin-auth.ts';
 import { sendApiError } from '../web/errors.ts';
 import { pageContext, sendPage } from '../web/pages.tsx';
 import { Csrf, Layout, type PageContext } from '../web/views/layout.tsx';
+import { Attachments, registerAttachmentRoutes } from './attachments.tsx';
+import { ChecksSection, HtmlPreview } from './check-views.tsx';
+import { type MessageChecks, type RouteTable, runChecks } from './checks/index.ts';
+import { checkTemplate, shippedTemplates, type TemplateCheck } from './checks/templates.ts';
 import type { FaultInjector } from './faults.ts';
 import type { InboxStore, MessageDetail, MessageSummary } from './store.ts';
 
@@ -17,6 +21,8 @@ export interface InboxRouteOptions {
   ctx: AppContext;
   inbox: InboxStore;
   faults: FaultInjector;
+  /** The app's GET routes, for the link check. */
+  routes: RouteTable;
 }
 
 const MAX_WAIT_MS = 60_000;
@@ -28,8 +34,36 @@ const MESSAGE_HTML_CSP =
 
 export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
   app,
-  { ctx, inbox, faults },
+  { ctx, inbox, faults, routes },
 ) => {
+  const checkOptions = { baseUrl: ctx.config.baseUrl, routes, spamd: ctx.config.inbox.spamd };
+  // A message never changes, so its checks are computed once (spamd takes a while) and kept for
+  // the most recent messages looked at.
+  const checked = new Map<number, Promise<MessageChecks>>();
+  const checksOf = (message: MessageDetail): Promise<MessageChecks> => {
+    let pending = checked.get(message.id);
+    if (!pending) {
+      pending = runChecks(
+        { ...message, raw: inbox.raw(message.id) ?? Buffer.alloc(0) },
+        checkOptions,
+      );
+      checked.set(message.id, pending);
+      if (checked.size > 200) checked.delete(checked.keys().next().value as number);
+    }
+    return pending;
+  };
+  // The templates and their sample data are fixed for the life of the process: checked once.
+  let templateChecks: Promise<TemplateCheck[]> | null = null;
+  const checkTemplates = (): Promise<TemplateCheck[]> => {
+    templateChecks ??= Promise.all(
+      shippedTemplates().map((t) => checkTemplate(t, ctx.branding, ctx.config, checkOptions)),
+    );
+    // A failed run (spamd restarting, say) is not kept: the next request tries again.
+    templateChecks.catch(() => {
+      templateChecks = null;
+    });
+    return templateChecks;
+  };
   await app.register(formbody, { bodyLimit: 4 * 1024 });
   const { auth } = ctx.config.inbox;
   if (auth) {
@@ -62,8 +96,12 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
   app.get('/api/messages/:id', { schema: { params: idParam } }, async (request, reply) => {
     const message = inbox.get(request.params.id);
     if (!message) return sendApiError(reply, 404, 'message_not_found', 'No message with this id.');
-    return message;
+    return { ...message, checks: await checksOf(message) };
   });
+
+  app.get('/api/templates', async () => ({
+    templates: (await checkTemplates()).map(({ html: _html, text: _text, ...rest }) => rest),
+  }));
 
   app.get(
     '/api/latest',
@@ -170,9 +208,16 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
     const page = await pageContext(ctx, request, reply);
     return sendPage(
       reply,
-      <InboxMessage ctx={page} message={message} raw={inbox.raw(message.id)} />,
+      <InboxMessage
+        ctx={page}
+        message={message}
+        raw={inbox.raw(message.id)}
+        checks={await checksOf(message)}
+      />,
     );
   });
+
+  registerAttachmentRoutes(app, inbox);
 
   app.get('/messages/:id/html', { schema: { params: idParam } }, async (request, reply) => {
     const message = inbox.get(request.params.id);
@@ -181,17 +226,17 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
       .header('Content-Security-Policy', MESSAGE_HTML_CSP)
       .header('X-Frame-Options', 'SAMEORIGIN')
       .type('text/html; charset=utf-8')
-      .send(message.html ?? '<p>This message has no HTML part.</p>');
+      .send(
+        message.html === null
+          ? '<p>This message has no HTML part.</p>'
+          : withCidImages(message, message.html),
+      );
   });
 
   // The template gallery: every email the app sends, rendered with sample data, nothing sent.
   app.get('/templates', async (request, reply) => {
     const page = await pageContext(ctx, request, reply);
-    const rendered = (Object.keys(templates) as TemplateName[]).map((name) => ({
-      name,
-      ...renderEmail(name, sampleData(name, ctx.branding), ctx.branding),
-    }));
-    return sendPage(reply, <TemplateGallery ctx={page} templates={rendered} />);
+    return sendPage(reply, <TemplateGallery ctx={page} templates={await checkTemplates()} />);
   });
 
   app.get<{ Params: { name: string } }>('/templates/:name/html', async (request, reply) => {
@@ -228,6 +273,19 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
     return reply.redirect('/_inbox', 303);
   });
 };
+
+/** `cid:` references to the message's own inline parts point at their download route instead. */
+function withCidImages(message: MessageDetail, html: string): string {
+  if (message.attachments.length === 0) return html;
+  return html.replace(/(["'(])cid:([^"')\s>]+)/gi, (match, quote: string, cid: string) => {
+    let wanted = cid;
+    try {
+      wanted = decodeURIComponent(cid);
+    } catch {}
+    const part = message.attachments.find((a) => a.contentId === wanted);
+    return part ? `${quote}/_inbox/messages/${message.id}/attachments/${part.index}` : match;
+  });
+}
 
 /** A browser always sends Origin with EventSource; it must be this site (BASE_URL or the Host it used). */
 function sameOrigin(
@@ -319,10 +377,7 @@ function sampleData(name: TemplateName, branding: AppContext['branding']): unkno
   return (templates[name] as { sample(b: typeof branding): unknown }).sample(branding);
 }
 
-function TemplateGallery(props: {
-  ctx: PageContext;
-  templates: Array<{ name: string; subject: string; html: string; text: string }>;
-}) {
+function TemplateGallery(props: { ctx: PageContext; templates: TemplateCheck[] }) {
   return (
     <Layout ctx={props.ctx} title="Email templates">
       <section class="inbox" aria-labelledby="gallery-title">
@@ -344,12 +399,12 @@ function TemplateGallery(props: {
               <dt>HTML size</dt>
               <dd>{(Buffer.byteLength(t.html) / 1024).toFixed(1)} KB</dd>
             </dl>
-            <iframe
-              class="message-frame"
+            <HtmlPreview
+              id={`template-${t.name}`}
               title={`HTML part of ${t.name}`}
               src={`/_inbox/templates/${t.name}/html`}
-              sandbox=""
             />
+            <ChecksSection checks={t.checks} headingId={`checks-${t.name}`} />
             <details>
               <summary>Text part</summary>
               <pre class="message-text">{t.text}</pre>
@@ -363,7 +418,12 @@ function TemplateGallery(props: {
 
 const SOURCE_PREVIEW_BYTES = 200_000;
 
-function InboxMessage(props: { ctx: PageContext; message: MessageDetail; raw: Buffer | null }) {
+function InboxMessage(props: {
+  ctx: PageContext;
+  message: MessageDetail;
+  raw: Buffer | null;
+  checks: MessageChecks;
+}) {
   const m = props.message;
   const source = props.raw ? props.raw.subarray(0, SOURCE_PREVIEW_BYTES).toString('utf8') : '';
   return (
@@ -421,13 +481,14 @@ function InboxMessage(props: { ctx: PageContext; message: MessageDetail; raw: Bu
             </button>
           </form>
         </div>
+        <Attachments message={m} />
         <h2>HTML</h2>
-        <iframe
-          class="message-frame"
+        <HtmlPreview
+          id="message"
           title="HTML part of the message"
           src={`/_inbox/messages/${m.id}/html`}
-          sandbox=""
         />
+        <ChecksSection checks={props.checks} headingId="checks-title" />
         <h2>Text</h2>
         <pre class="message-text">{m.text ?? '(no text part)'}</pre>
         <h2>Headers</h2>

@@ -36,9 +36,15 @@ export async function startSmtpCatcher(
     logger: false,
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let bytes = 0;
+      stream.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        // Past the limit the message is refused anyway: keep reading it, stop holding it.
+        if (bytes <= maxMessageBytes) chunks.push(chunk);
+      });
       stream.on('end', () => {
-        if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) {
+        const sizeExceeded = (stream as unknown as { sizeExceeded?: boolean }).sizeExceeded;
+        if (sizeExceeded || bytes > maxMessageBytes) {
           callback(
             Object.assign(new Error('Message exceeds the size limit'), { responseCode: 552 }),
           );

@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { simpleParser } from 'mailparser';
+import { type Attachment, simpleParser } from 'mailparser';
+import { type Clock, systemClock } from '../clock.ts';
 import { extractLinks, extractVerification, type Verification } from './extract.ts';
 
 export interface Provenance {
@@ -35,6 +36,24 @@ export interface MessageDetail extends MessageSummary {
   links: string[];
   verification: Verification;
   provenance: Provenance | null;
+  attachments: AttachmentInfo[];
+}
+
+/** An attachment as listed: its bytes stay in the raw message and are decoded on download. */
+export interface AttachmentInfo {
+  /** Position among the message's attachments, as in `/_inbox/messages/:id/attachments/:index`. */
+  index: number;
+  /** Sanitised: no path, no control or bidi characters; `attachment-N` when the part has none. */
+  filename: string;
+  contentType: string;
+  size: number;
+  /** The Content-ID without angle brackets, as `cid:` URLs in the HTML name it. */
+  contentId: string | null;
+  inline: boolean;
+}
+
+export interface AttachmentContent extends AttachmentInfo {
+  content: Buffer;
 }
 
 export interface Envelope {
@@ -68,9 +87,12 @@ interface Row {
   verification_url: string | null;
   verification_code: string | null;
   provenance: string | null;
+  attachments: string;
 }
 
 const TRIM_EVERY = 50;
+const PRUNE_INTERVAL_MS = 60_000;
+const MAX_FILENAME_CHARS = 200;
 
 /** What the in-process transport knows about a message it has just composed. */
 export interface KnownParts {
@@ -90,15 +112,15 @@ interface ParsedMessage {
   html: string | null;
   messageId: string | null;
   headers: Array<{ name: string; value: string }>;
+  attachments: AttachmentInfo[];
 }
 
+// Links are extracted by extract.ts; mailparser's own linkifying costs more than the rest.
+const parseRaw = (raw: Buffer) =>
+  simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true, skipTextLinks: true });
+
 async function parseMime(raw: Buffer): Promise<ParsedMessage> {
-  // Links are extracted by extract.ts; mailparser's own linkifying costs more than the rest.
-  const parsed = await simpleParser(raw, {
-    skipImageLinks: true,
-    skipTextToHtml: true,
-    skipTextLinks: true,
-  });
+  const parsed = await parseRaw(raw);
   return {
     from: parsed.from?.text ?? null,
     to: addressesOf(parsed.to),
@@ -110,11 +132,38 @@ async function parseMime(raw: Buffer): Promise<ParsedMessage> {
       name: line.key,
       value: line.line.slice(line.line.indexOf(':') + 1).trim(),
     })),
+    attachments: parsed.attachments.map(describeAttachment),
   };
 }
 
+function describeAttachment(part: Attachment, index: number): AttachmentInfo {
+  return {
+    index,
+    filename: safeFilename(part.filename, index),
+    contentType: part.contentType || 'application/octet-stream',
+    size: part.size,
+    contentId: part.cid ?? null,
+    // A part without a disposition is inline when the HTML embeds it (multipart/related).
+    inline: part.contentDisposition ? part.contentDisposition === 'inline' : part.related === true,
+  };
+}
+
+/**
+ * The part's own name, never a path: it is offered as a download name, so directories, control
+ * characters and bidi overrides (which can disguise "exe" as "pdf") are removed.
+ */
+export function safeFilename(name: string | undefined, index: number): string {
+  const base = (name ?? '').split(/[\\/]/).pop() ?? '';
+  const cleaned = base
+    .normalize('NFC')
+    .replace(/[\p{Cc}\p{Cf}]/gu, '')
+    .replace(/^[\s.]+|\s+$/g, '');
+  return Array.from(cleaned).slice(0, MAX_FILENAME_CHARS).join('') || `attachment-${index + 1}`;
+}
+
 function fromKnownParts(raw: Buffer, known: KnownParts): ParsedMessage {
-  return { ...known, headers: topLevelHeaders(raw) };
+  // The in-process transport composes text and HTML only: it never has attachments.
+  return { ...known, headers: topLevelHeaders(raw), attachments: [] };
 }
 
 /** The message's own header block, unfolded (RFC 5322 §2.2.3), names lower-cased as mailparser does. */
@@ -172,16 +221,31 @@ export interface InboxStore {
     since?: number,
     signal?: AbortSignal,
   ): Promise<MessageDetail | null>;
+  /** The attachment's bytes, decoded from the stored message; null for no such message or index. */
+  attachment(id: number, index: number): Promise<AttachmentContent | null>;
   markRead(id: number): void;
   delete(id: number): boolean;
   /** Deletes every message, or only those of one scope. */
   deleteAll(scope?: string): number;
   count(): number;
+  /** Applies both retention limits now (they also run every TRIM_EVERY messages and every minute). */
+  trim(): number;
   events: EventEmitter;
   close(): void;
 }
 
-export function openInboxStore(dataDir: string, options: { retain: number }): InboxStore {
+export interface InboxStoreOptions {
+  /** Keep at most this many messages: the oldest go first. */
+  retain: number;
+  /** Delete messages received more than this many seconds ago; 0 or absent keeps them. */
+  retainSeconds?: number;
+  /** Stamps received_at and ages messages; tests pass a manual clock. */
+  clock?: Clock;
+}
+
+export function openInboxStore(dataDir: string, options: InboxStoreOptions): InboxStore {
+  const clock = options.clock ?? systemClock;
+  const retainMs = (options.retainSeconds ?? 0) * 1000;
   const file = dataDir === ':memory:' ? ':memory:' : path.join(dataDir, 'inbox.db');
   if (file !== ':memory:') mkdirSync(dataDir, { recursive: true });
   const db = new SQLite(file);
@@ -209,24 +273,37 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
       raw BLOB NOT NULL
     );
     CREATE INDEX IF NOT EXISTS messages_recipients ON messages(recipients_search);
+    CREATE INDEX IF NOT EXISTS messages_received_at ON messages(received_at);
   `);
-  // Inbox files written before scopes existed gain the column.
+  // Inbox files written before scopes and attachments existed gain the columns.
   const columns = db.prepare('PRAGMA table_info(messages)').all() as Array<{ name: string }>;
   if (!columns.some((c) => c.name === 'scopes')) {
     db.exec("ALTER TABLE messages ADD COLUMN scopes TEXT NOT NULL DEFAULT ''");
+  }
+  if (!columns.some((c) => c.name === 'attachments')) {
+    db.exec("ALTER TABLE messages ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]'");
   }
   const events = new EventEmitter();
   events.setMaxListeners(0);
 
   const insert = db.prepare(`INSERT INTO messages (received_at, message_id, sender, recipients,
     recipients_search, scopes, subject, size, read_at, snippet, headers, text, html, links,
-    verification_url, verification_code, provenance, raw)
+    verification_url, verification_code, provenance, attachments, raw)
     VALUES (@received_at, @message_id, @sender, @recipients, @recipients_search, @scopes, @subject, @size,
     NULL, @snippet, @headers, @text, @html, @links, @verification_url, @verification_code,
-    @provenance, @raw)`);
-  const trim = db.prepare(
+    @provenance, @attachments, @raw)`);
+  const trimByCount = db.prepare(
     'DELETE FROM messages WHERE id <= (SELECT id FROM messages ORDER BY id DESC LIMIT 1 OFFSET ?)',
   );
+  const trimByAge = db.prepare('DELETE FROM messages WHERE received_at < ?');
+  function trim(): number {
+    let deleted = trimByCount.run(options.retain).changes;
+    if (retainMs > 0) deleted += trimByAge.run(clock.now() - retainMs).changes;
+    return deleted;
+  }
+  // Age matters even when no mail arrives, so a timer trims too; it never keeps the process alive.
+  const pruneTimer = setInterval(trim, PRUNE_INTERVAL_MS);
+  pruneTimer.unref();
   const selectOne = db.prepare<[number], Row>('SELECT * FROM messages WHERE id = ?');
   const selectLatest = db.prepare<[string], Row>(
     "SELECT * FROM messages WHERE recipients_search LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT 1",
@@ -245,7 +322,7 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
     const links = extractLinks(html, text);
     const verification = extractVerification(links, text);
     const result = insert.run({
-      received_at: Date.now(),
+      received_at: clock.now(),
       message_id: parsed.messageId,
       sender: parsed.from ?? envelope.from ?? '',
       recipients: JSON.stringify(recipients),
@@ -261,11 +338,12 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
       verification_url: verification.url,
       verification_code: verification.code,
       provenance: provenance ? JSON.stringify(provenance) : null,
+      attachments: JSON.stringify(parsed.attachments),
       raw,
     });
     const id = Number(result.lastInsertRowid);
     // Trimming scans the newest `retain` rows, so it runs every so often rather than every time.
-    if (id % TRIM_EVERY === 0) trim.run(options.retain);
+    if (id % TRIM_EVERY === 0) trim();
     events.emit('message', { id, recipients });
     return id;
   }
@@ -344,9 +422,21 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
     },
     latestFor,
     waitForLatest,
+    async attachment(id, index) {
+      const row = db
+        .prepare<[number], { raw: Buffer; attachments: string }>(
+          'SELECT raw, attachments FROM messages WHERE id = ?',
+        )
+        .get(id);
+      const info = row ? (JSON.parse(row.attachments) as AttachmentInfo[])[index] : undefined;
+      if (!row || !info) return null;
+      // The bytes live once, in the raw message; decoding them again costs a parse per download.
+      const part = (await parseRaw(row.raw)).attachments[index];
+      return part ? { ...info, content: part.content } : null;
+    },
     markRead(id) {
       db.prepare('UPDATE messages SET read_at = ? WHERE id = ? AND read_at IS NULL').run(
-        Date.now(),
+        clock.now(),
         id,
       );
     },
@@ -362,8 +452,10 @@ export function openInboxStore(dataDir: string, options: { retain: number }): In
     count() {
       return (db.prepare('SELECT count(*) AS n FROM messages').get() as { n: number }).n;
     },
+    trim,
     events,
     close() {
+      clearInterval(pruneTimer);
       events.removeAllListeners();
       db.close();
     },
@@ -394,6 +486,7 @@ function toDetail(row: Row): MessageDetail {
     links: JSON.parse(row.links),
     verification: { url: row.verification_url, code: row.verification_code },
     provenance: row.provenance ? JSON.parse(row.provenance) : null,
+    attachments: JSON.parse(row.attachments),
   };
 }
 

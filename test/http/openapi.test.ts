@@ -22,6 +22,7 @@ describe('OpenAPI document', () => {
         '/_inbox/api/latest',
         '/_inbox/api/messages',
         '/_inbox/api/messages/{id}',
+        '/_inbox/api/templates',
         '/api/contact',
         '/api/contact/confirm',
         '/api/login',

@@ -1,6 +1,12 @@
 // The real app on a real loopback port, and Debian's Chromium driven by playwright-core.
 import net from 'node:net';
-import { type Browser, chromium } from 'playwright-core';
+import {
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  chromium,
+  type Page,
+} from 'playwright-core';
 import { createTestRuntime, type TestRuntime } from './runtime.ts';
 
 /** Chromium flags for this sandboxed, offline machine (no background traffic, no GPU). */
@@ -50,4 +56,26 @@ export async function startBrowserApp(env: Record<string, string> = {}): Promise
       await rt.close();
     },
   };
+}
+
+export interface OpenedPage {
+  context: BrowserContext;
+  page: Page;
+  /** Console errors (CSP violations, failed loads) and uncaught script errors, as they happen. */
+  errors: string[];
+}
+
+/** A fresh context on the app (relative URLs resolve against BASE_URL) with one page. */
+export async function openPage(
+  app: BrowserApp,
+  options: BrowserContextOptions = {},
+): Promise<OpenedPage> {
+  const context = await app.browser.newContext({ baseURL: app.baseUrl, ...options });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(`${message.text()} (${message.location().url})`);
+  });
+  page.on('pageerror', (error) => errors.push(error.message));
+  return { context, page, errors };
 }
