@@ -1,6 +1,20 @@
-// One mechanism for every limit. In one process the counters live in memory.
+// One mechanism for every limit. The counters live where every instance sees them: the app's own
+// database (SQLite, PostgreSQL or MariaDB/MySQL), or Redis when REDIS_URL is set; in memory only
+// for a store-less runtime (unit tests). If the store fails, an in-memory limiter stands in, so a
+// database hiccup neither lifts the limits nor turns requests into errors.
 import { createHash } from 'node:crypto';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type SQLite from 'better-sqlite3';
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import {
+  RateLimiterMemory,
+  RateLimiterMySQL,
+  RateLimiterPostgres,
+  RateLimiterRedis,
+  RateLimiterRes,
+  RateLimiterSQLite,
+  type RateLimiterStoreAbstract,
+} from 'rate-limiter-flexible';
 import { normaliseEmail } from '../accounts/email.ts';
 import type { Config, RateLimitRule } from '../config.ts';
 
@@ -22,37 +36,80 @@ export function clientAndAddress(
 
 export type LimitResult = { ok: true } | { ok: false; retryAfterSeconds: number };
 
+/** Where the counters are kept. */
+export type LimitStore =
+  | { kind: 'memory' }
+  | { kind: 'sqlite'; database: SQLite.Database }
+  | { kind: 'postgres'; pool: pg.Pool }
+  // A mysql2 callback-style pool (the one Kysely's MysqlDialect uses) and its database name.
+  | { kind: 'mysql'; pool: unknown; database: string }
+  | { kind: 'redis'; client: Redis };
+
 export interface RateLimits {
   /** Counts one hit against every (limit, key) pair; the longest wait wins when any is exceeded. */
   consume(checks: Array<[LimitName, string]>): Promise<LimitResult>;
+  /** Starts every counter afresh (tests). */
   reset(): void;
+  /** Resolves once the store's table exists; rejects if it cannot be made. */
+  ready(): Promise<void>;
+  readonly storeKind: LimitStore['kind'];
 }
 
-export function createRateLimits(config: Config['rateLimits']): RateLimits {
-  const limiters = new Map<LimitName, RateLimiterMemory>();
+/** One table for every limit; rows hold `<limit>:<generation>:<hash of key>`. */
+export const RATE_LIMIT_TABLE = 'mailproof_rate_limits';
+
+type Limiter = RateLimiterMemory | RateLimiterStoreAbstract;
+
+export function createRateLimits(
+  config: Config['rateLimits'],
+  store: LimitStore = { kind: 'memory' },
+): RateLimits {
+  const rules = (Object.entries(config) as Array<[string, RateLimitRule | boolean]>).filter(
+    (entry): entry is [LimitName, RateLimitRule] => typeof entry[1] !== 'boolean',
+  );
+  // reset() moves every limit to a new generation of keys instead of deleting rows.
+  let generation = 'g0';
+  let limiters = new Map<LimitName, Limiter>();
+  let pending: Array<Promise<void>> = [];
+
   const make = () => {
-    for (const [name, rule] of Object.entries(config) as Array<[string, RateLimitRule | boolean]>) {
-      if (typeof rule === 'boolean') continue;
-      limiters.set(
-        name as LimitName,
-        new RateLimiterMemory({
-          keyPrefix: name,
-          points: rule.points,
-          duration: rule.durationSeconds,
-        }),
-      );
+    limiters = new Map();
+    pending = [];
+    for (const [name, rule] of rules) {
+      const base = {
+        keyPrefix: `${name}:${generation}`,
+        points: rule.points,
+        duration: rule.durationSeconds,
+      };
+      if (store.kind === 'memory') {
+        limiters.set(name, new RateLimiterMemory(base));
+        continue;
+      }
+      let created!: (error?: unknown) => void;
+      const done = new Promise<void>((resolve, reject) => {
+        created = (error?: unknown) => (error ? reject(error) : resolve());
+      });
+      pending.push(done);
+      limiters.set(name, storeLimiter(store, base, created));
     }
   };
   make();
+  const ready = () => Promise.all(pending).then(() => undefined);
+  // A table that could not be made shows up as errors on use (and the insurance limiter).
+  ready().catch(() => {});
+
   return {
+    storeKind: store.kind,
+    ready,
     async consume(checks) {
       if (!config.enabled) return { ok: true };
+      if (pending.length) await ready().catch(() => {});
       let wait = 0;
       for (const [name, key] of checks) {
         const limiter = limiters.get(name);
         if (!limiter) continue;
         try {
-          // Keys may be addresses; only their hash is held.
+          // Keys may be addresses; only their hash is stored.
           await limiter.consume(createHash('sha256').update(key).digest('base64url'));
         } catch (rejection) {
           if (!(rejection instanceof RateLimiterRes)) throw rejection;
@@ -62,8 +119,46 @@ export function createRateLimits(config: Config['rateLimits']): RateLimits {
       return wait > 0 ? { ok: false, retryAfterSeconds: wait } : { ok: true };
     },
     reset() {
-      limiters.clear();
+      generation = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
       make();
     },
   };
+}
+
+function storeLimiter(
+  store: Exclude<LimitStore, { kind: 'memory' }>,
+  base: { keyPrefix: string; points: number; duration: number },
+  created: (error?: unknown) => void,
+): RateLimiterStoreAbstract {
+  const options = {
+    ...base,
+    tableName: RATE_LIMIT_TABLE,
+    clearExpiredByTimeout: true,
+    // While the store is unreachable, each process limits on its own rather than not at all.
+    insuranceLimiter: new RateLimiterMemory(base),
+  };
+  switch (store.kind) {
+    case 'sqlite':
+      return new RateLimiterSQLite(
+        { ...options, storeClient: store.database, storeType: 'better-sqlite3' },
+        created,
+      );
+    case 'postgres':
+      return new RateLimiterPostgres(
+        { ...options, storeClient: store.pool, storeType: 'pool' },
+        created,
+      );
+    case 'mysql':
+      return new RateLimiterMySQL(
+        { ...options, storeClient: store.pool, storeType: 'pool', dbName: store.database },
+        created,
+      );
+    case 'redis':
+      queueMicrotask(() => created());
+      return new RateLimiterRedis({
+        ...base,
+        insuranceLimiter: options.insuranceLimiter,
+        storeClient: store.client,
+      });
+  }
 }
