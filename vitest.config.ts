@@ -1,6 +1,20 @@
 import { defineConfig } from 'vitest/config';
 
-// The suite runs twice: once on a SQLite file and once on PostgreSQL (own schema per test file).
+// The suite runs three times: on a SQLite file, on PostgreSQL (own schema per test file) and on
+// MariaDB (own database per test file). The browser tests run on SQLite only, and so do the files
+// below that use no database.
+// Files that never open the test database (configuration, the CLI on a SQLite file of its own,
+// templates, checks, passwords, the SMTP catcher): the server projects would only repeat them.
+const databaseFree = [
+  'test/unit/cli.test.ts',
+  'test/unit/config.test.ts',
+  'test/unit/checks.test.ts',
+  'test/unit/password.test.ts',
+  'test/account/password-policy.test.ts',
+  'test/mail/templates.test.ts',
+  'test/inbox/catcher.test.ts',
+];
+
 const shared = {
   testTimeout: 30_000,
   hookTimeout: 30_000,
@@ -27,8 +41,18 @@ export default defineConfig({
           ...shared,
           name: 'postgres',
           include: ['test/**/*.test.{ts,tsx}'],
-          exclude: ['test/browser/**'],
+          exclude: ['test/browser/**', ...databaseFree],
           env: { MAILPROOF_TEST_DB: 'postgres' },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          ...shared,
+          name: 'mariadb',
+          include: ['test/**/*.test.{ts,tsx}'],
+          exclude: ['test/browser/**', ...databaseFree],
+          env: { MAILPROOF_TEST_DB: 'mariadb' },
         },
       },
     ],

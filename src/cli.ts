@@ -1,23 +1,49 @@
 // `mailproof <command>`: the one entry point for people and process managers.
+import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
+import { endSessionsByOperator } from './accounts/session.ts';
 import { listUsers } from './accounts/user.ts';
-import { type Config, ConfigError, loadConfig } from './config.ts';
+import { type Config, ConfigError, loadConfig, parseDuration } from './config.ts';
 import { listAcceptedContacts } from './contact/contact.ts';
-import { migrateToLatest, openDatabase } from './db/index.ts';
+import { type Db, migrateToLatest, openDatabase } from './db/index.ts';
+import type { OutboxStatus } from './db/schema.ts';
 import { checkEmailsCommand } from './inbox/checks/cli.ts';
 import { createLogger } from './logger.ts';
-import { outboxCounts } from './mail/outbox.ts';
-import { createRuntime, type RuntimeOptions } from './runtime.ts';
+import { workerLiveness } from './mail/heartbeat.ts';
+import {
+  formatAge,
+  listOutbox,
+  MAX_LIST_LIMIT,
+  OUTBOX_STATUSES,
+  outboxOverview,
+  purgeOutbox,
+  retryDeadLetters,
+} from './mail/outbox-admin.ts';
+import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.ts';
+
+/** After this, a shutdown that has not finished gives up: leased rows are retried elsewhere. */
+const SHUTDOWN_TIMEOUT_MS = 30_000;
 
 const HELP = `Usage: mailproof <command>
 
 Commands:
   start            migrate, then serve the web app with the outbox worker and the inbox (npm start)
   serve            serve the web app only (run workers separately)
-  worker           send queued email from the outbox
+  worker [--metrics-port PORT]
+                   send queued email from the outbox; with a port, serve /metrics, /healthz
+                   and /readyz there (on HOST)
   migrate          apply database migrations
   inbox            run the mail-catching inbox: SMTP on INBOX_SMTP_PORT and the /_inbox pages
   users list       list accounts (newest first)
-  outbox status    count pending, sent and dead messages
+  users logout EMAIL | --all
+                   end every session of one account, or of every account
+  outbox status    count pending, sent and dead messages; oldest pending; live workers
+  outbox list [--status pending|sent|dead] [--limit N]
+                   messages newest first (recipients redacted, contents never shown)
+  outbox retry ID | --all-dead
+                   put a dead letter (or all) back in the queue with fresh attempts
+  outbox purge [--sent-older-than 7d] [--dead]
+                   delete sent messages older than the age, and/or every dead letter
   contact list     accepted contact messages (newest first)
   check-emails     check every email template (HTML/CSS support, links, structure, spam);
                    --template FILE adds a module's templates; exits 1 when one fails
@@ -44,14 +70,15 @@ async function main(argv: string[]): Promise<number> {
         false,
       );
     case 'worker':
-      return runWorker(config);
+      return runWorker(config, argv.slice(1));
     case 'migrate':
       return migrate(config);
     case 'users':
       if (sub === 'list') return usersList(config);
+      if (sub === 'logout') return usersLogout(config, argv.slice(2));
       break;
     case 'outbox':
-      if (sub === 'status') return outboxStatus(config);
+      if (sub && sub in OUTBOX_COMMANDS) return outboxCommand(config, sub, argv.slice(2));
       break;
     case 'contact':
       if (sub === 'list') return contactList(config);
@@ -108,19 +135,41 @@ async function run(
   if (!config.rateLimits.enabled)
     log.warn('RATE_LIMITS=off: every rate limit is disabled (for load tests only)');
   console.log(lines.join('\n'));
-  await untilSignal();
-  log.info('shutting down');
-  await runtime.close();
-  return 0;
+  return shutDownOn(await untilSignal(), runtime, log);
 }
 
-async function runWorker(config: Config): Promise<number> {
+async function runWorker(config: Config, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { 'metrics-port': { type: 'string' } } });
+  const metricsPort = values['metrics-port'];
+  if (metricsPort !== undefined && !/^\d{1,5}$/.test(metricsPort)) {
+    console.error(`mailproof worker: --metrics-port must be a port number, got "${metricsPort}"`);
+    return 2;
+  }
   const log = createLogger(config);
   const runtime = await createRuntime(config, { worker: true, log });
   runtime.startWorker();
   console.log(`Mailproof worker ${runtime.worker?.id} is sending from the outbox.`);
-  await untilSignal();
+  if (metricsPort !== undefined) {
+    const address = await runtime.listenOps(Number(metricsPort));
+    console.log(`  Metrics:     ${address}/metrics (also /healthz, /readyz)`);
+  }
+  return shutDownOn(await untilSignal(), runtime, log);
+}
+
+/**
+ * Stops taking requests, lets those in flight and the sends in progress finish, gives back the
+ * outbox rows claimed but not started, and closes. Past SHUTDOWN_TIMEOUT_MS it exits 1.
+ */
+async function shutDownOn(signal: string, runtime: Runtime, log: Logger): Promise<number> {
+  log.info({ signal }, 'shutting down: finishing requests and sends in progress');
+  const giveUp = setTimeout(() => {
+    log.error(`shutdown took over ${SHUTDOWN_TIMEOUT_MS / 1000}s; exiting without finishing`);
+    process.exit(1);
+  }, SHUTDOWN_TIMEOUT_MS);
+  giveUp.unref();
   await runtime.close();
+  clearTimeout(giveUp);
+  log.info('shut down cleanly');
   return 0;
 }
 
@@ -141,15 +190,159 @@ async function usersList(config: Config): Promise<number> {
   }
 }
 
-async function outboxStatus(config: Config): Promise<number> {
+async function usersLogout(config: Config, args: string[]): Promise<number> {
+  const [target] = args;
+  if (!target || args.length > 1) {
+    console.error('mailproof: users logout needs one address, or --all');
+    return 2;
+  }
+  const count = await withDatabase(config, (db) =>
+    endSessionsByOperator(db.kysely, target === '--all' ? 'all' : { email: target }),
+  );
+  console.log(count === 1 ? '1 session ended.' : `${count} sessions ended.`);
+  return 0;
+}
+
+async function withDatabase<T>(config: Config, use: (db: Db) => Promise<T>): Promise<T> {
   const db = openDatabase(config.databaseUrl);
   try {
-    const counts = await outboxCounts(db.kysely);
-    console.log(`pending ${counts.pending}\nsent    ${counts.sent}\ndead    ${counts.dead}`);
-    return 0;
+    return await use(db);
   } finally {
     await db.close();
   }
+}
+
+class UsageError extends Error {}
+
+const OUTBOX_COMMANDS: Record<string, (config: Config, args: string[]) => Promise<number>> = {
+  status: outboxStatus,
+  list: outboxList,
+  retry: outboxRetry,
+  purge: outboxPurge,
+};
+
+async function outboxCommand(config: Config, sub: string, args: string[]): Promise<number> {
+  try {
+    return await (OUTBOX_COMMANDS[sub] ?? outboxStatus)(config, args);
+  } catch (error) {
+    if (
+      !(error instanceof UsageError) &&
+      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') !== true
+    ) {
+      throw error;
+    }
+    console.error(`mailproof outbox ${sub}: ${(error as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+}
+
+async function outboxStatus(config: Config, args: string[]): Promise<number> {
+  parseArgs({ args, options: {}, strict: true });
+  return withDatabase(config, async (db) => {
+    const now = Date.now();
+    const { counts, oldestPendingSeconds } = await outboxOverview(db.kysely, now);
+    const workers = await workerLiveness(db.kysely, now).catch(() => null);
+    console.log(`pending ${counts.pending}\nsent    ${counts.sent}\ndead    ${counts.dead}`);
+    console.log(
+      `oldest pending: ${oldestPendingSeconds === null ? 'none' : formatAge(oldestPendingSeconds)}`,
+    );
+    console.log(
+      `workers live:   ${workers ? workers.live : 'unknown (run mailproof migrate)'}${
+        workers?.lastBeatSecondsAgo != null
+          ? ` (last heartbeat ${formatAge(workers.lastBeatSecondsAgo)} ago)`
+          : ''
+      }`,
+    );
+    return 0;
+  });
+}
+
+async function outboxList(config: Config, args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { status: { type: 'string' }, limit: { type: 'string', default: '50' } },
+    strict: true,
+  });
+  const status = values.status as OutboxStatus | undefined;
+  if (status !== undefined && !OUTBOX_STATUSES.includes(status)) {
+    throw new UsageError(`--status must be pending, sent or dead, got "${status}"`);
+  }
+  const limit = Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+    throw new UsageError(`--limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
+  }
+  return withDatabase(config, async (db) => {
+    const entries = await listOutbox(db.kysely, { status, limit });
+    const now = Date.now();
+    if (entries.length === 0) {
+      console.log(status ? `No ${status} messages.` : 'The outbox is empty.');
+      return 0;
+    }
+    console.log(
+      ['id', 'status', 'attempts', 'template', 'flow', 'age', 'to', 'last error'].join('\t'),
+    );
+    for (const e of entries) {
+      const age = formatAge((now - e.createdAt) / 1000);
+      const fields = [e.id, e.status, e.attempts, e.template, e.flow, age, e.recipient];
+      console.log([...fields, e.lastError ?? '-'].join('\t'));
+    }
+    return 0;
+  });
+}
+
+async function outboxRetry(config: Config, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { 'all-dead': { type: 'boolean', default: false } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const id = positionals[0];
+  if (values['all-dead'] === Boolean(id) || positionals.length > 1) {
+    throw new UsageError('give one message id, or --all-dead');
+  }
+  return withDatabase(config, async (db) => {
+    const target = id ? { id } : ({ allDead: true } as const);
+    const count = await retryDeadLetters(db.kysely, target, Date.now());
+    if (id && count === 0) {
+      console.error(`mailproof: no dead letter with id ${id} (only dead messages can be retried)`);
+      return 1;
+    }
+    console.log(
+      `Re-queued ${count} dead letter${count === 1 ? '' : 's'}; a worker sends them now.`,
+    );
+    return 0;
+  });
+}
+
+async function outboxPurge(config: Config, args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'sent-older-than': { type: 'string' },
+      dead: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const ageText = values['sent-older-than'];
+  const ageSeconds = ageText === undefined ? null : parseDuration(ageText);
+  if (ageText !== undefined && ageSeconds === null) {
+    throw new UsageError(
+      `--sent-older-than must be a duration such as 7d, 12h or 30m, got "${ageText}"`,
+    );
+  }
+  if (ageSeconds === null && !values.dead) {
+    throw new UsageError('say what to delete: --sent-older-than AGE and/or --dead');
+  }
+  return withDatabase(config, async (db) => {
+    const result = await purgeOutbox(
+      db.kysely,
+      { sentOlderThanMs: ageSeconds === null ? undefined : ageSeconds * 1000, dead: values.dead },
+      Date.now(),
+    );
+    console.log(`Deleted ${result.sent} sent message(s) and ${result.dead} dead letter(s).`);
+    return 0;
+  });
 }
 
 async function contactList(config: Config): Promise<number> {
@@ -168,17 +361,30 @@ async function contactList(config: Config): Promise<number> {
   }
 }
 
-function untilSignal(): Promise<void> {
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+/** Resolves on the first SIGTERM or SIGINT; a second one ends the process at once. */
+function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
-    const done = () => resolve();
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
+    const first = (signal: NodeJS.Signals) => {
+      for (const name of STOP_SIGNALS) {
+        process.off(name, first);
+        process.once(name, () => {
+          console.error(`mailproof: ${name} during shutdown; exiting without finishing`);
+          process.exit(1);
+        });
+      }
+      resolve(signal);
+    };
+    for (const name of STOP_SIGNALS) process.on(name, first);
   });
 }
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // Everything is closed; a handle someone forgot must not keep a stopped service running.
+    setTimeout(() => process.exit(code), 5000).unref();
   },
   (error: unknown) => {
     if (error instanceof ConfigError) {

@@ -1,4 +1,5 @@
 // The only module that reads the process environment. Everything else receives a Config.
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
@@ -33,6 +34,10 @@ export interface Config {
     password: string | null;
     defaultSender: string;
     maxAttempts: number;
+    /** PEM of a CA to trust for MAIL_SERVER's certificate besides the system's (MAIL_CA_FILE). */
+    caPem: string | null;
+    /** Signs every outgoing message when DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY are set. */
+    dkim: DkimConfig | null;
   };
   inbox: {
     enabled: boolean;
@@ -63,8 +68,20 @@ export interface Config {
     signupLinkSeconds: number;
     codeSeconds: number;
     sessionSeconds: number;
+    /** Absolute session lifetime from login, however active the session is (ASVS 7.3.2). */
+    sessionMaxAgeSeconds: number;
+    resetLinkSeconds: number;
+    emailChangeLinkSeconds: number;
   };
   codeMaxAttempts: number;
+  /** Rate-limit counters in Redis instead of the database (REDIS_URL). */
+  redisUrl: string | null;
+  outbox: {
+    /** How often an idle worker looks for due rows (PostgreSQL also wakes it by NOTIFY). */
+    pollSeconds: number;
+    /** How long a claimed row stays with its worker before another may take it. */
+    leaseSeconds: number;
+  };
   rateLimits: {
     enabled: boolean;
     signupPerClient: RateLimitRule;
@@ -76,7 +93,19 @@ export interface Config {
     verifyPerClient: RateLimitRule;
     contactPerClient: RateLimitRule;
     contactPerAddress: RateLimitRule;
+    forgotPerClient: RateLimitRule;
+    forgotPerAddress: RateLimitRule;
+    resetPerClient: RateLimitRule;
+    accountPerUser: RateLimitRule;
+    emailChangePerAddress: RateLimitRule;
   };
+}
+
+export interface DkimConfig {
+  domain: string;
+  selector: string;
+  /** PEM text of the private key (read from the file when DKIM_PRIVATE_KEY is a path). */
+  privateKey: string;
 }
 
 /** Raised for any invalid or missing setting; its message names the variable and is safe to print. */
@@ -253,6 +282,8 @@ function buildConfig(read: EnvReader): Config {
       password: read.optional('MAIL_PASSWORD'),
       defaultSender,
       maxAttempts: read.int('MAIL_MAX_ATTEMPTS', 8, 1, 100),
+      caPem: readMailCa(read, useTls || useSsl),
+      dkim: readDkim(read, defaultSender),
     },
     inbox: {
       enabled: read.bool('INBOX_ENABLED', !isProduction),
@@ -274,8 +305,16 @@ function buildConfig(read: EnvReader): Config {
       signupLinkSeconds: read.duration('SIGNUP_LINK_TTL', 3600),
       codeSeconds: Math.min(read.duration('CODE_TTL', 600), 600),
       sessionSeconds: read.duration('SESSION_TTL', 30 * 86400),
+      sessionMaxAgeSeconds: read.duration('SESSION_MAX_AGE', 30 * 86400),
+      resetLinkSeconds: read.duration('RESET_LINK_TTL', 30 * 60),
+      emailChangeLinkSeconds: read.duration('EMAIL_CHANGE_LINK_TTL', 3600),
     },
     codeMaxAttempts: read.int('CODE_MAX_ATTEMPTS', 5, 1, 5),
+    redisUrl: readRedisUrl(read),
+    outbox: {
+      pollSeconds: read.duration('OUTBOX_POLL_INTERVAL', 1),
+      leaseSeconds: read.duration('OUTBOX_LEASE', 60),
+    },
     rateLimits: {
       enabled: rateLimitsSetting === 'on',
       signupPerClient: read.rateLimit('RATE_LIMIT_SIGNUP_CLIENT', '30/1h'),
@@ -287,6 +326,11 @@ function buildConfig(read: EnvReader): Config {
       verifyPerClient: read.rateLimit('RATE_LIMIT_VERIFY_CLIENT', '60/5m'),
       contactPerClient: read.rateLimit('RATE_LIMIT_CONTACT_CLIENT', '10/1h'),
       contactPerAddress: read.rateLimit('RATE_LIMIT_CONTACT_ADDRESS', '3/1h'),
+      forgotPerClient: read.rateLimit('RATE_LIMIT_FORGOT_CLIENT', '20/1h'),
+      forgotPerAddress: read.rateLimit('RATE_LIMIT_FORGOT_ADDRESS', '3/1h'),
+      resetPerClient: read.rateLimit('RATE_LIMIT_RESET_CLIENT', '20/15m'),
+      accountPerUser: read.rateLimit('RATE_LIMIT_ACCOUNT_USER', '10/15m'),
+      emailChangePerAddress: read.rateLimit('RATE_LIMIT_EMAIL_CHANGE_ADDRESS', '3/1h'),
     },
   };
 }
@@ -315,6 +359,93 @@ function readContact(read: EnvReader, isProduction: boolean, baseUrl: string): C
     webhookUrl,
     webhookSecret,
   };
+}
+
+function readMailCa(read: EnvReader, tls: boolean): string | null {
+  const file = read.optional('MAIL_CA_FILE');
+  if (file === null) return null;
+  if (!tls) {
+    throw new ConfigError(
+      'MAIL_CA_FILE is set but the connection would not use TLS: set MAIL_USE_TLS (STARTTLS) or MAIL_USE_SSL',
+    );
+  }
+  const pem = readTextFile('MAIL_CA_FILE', file);
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError(
+      `MAIL_CA_FILE must be a PEM file with a CA certificate: "${file}" is not`,
+    );
+  }
+  return pem;
+}
+
+/** `secret`: the value may be a mistyped secret rather than a path, so the message omits it. */
+function readTextFile(name: string, file: string, secret = false): string {
+  try {
+    return readFileSync(path.resolve(file), 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    const what = secret ? 'the file it names' : `"${file}"`;
+    throw new ConfigError(`${name} cannot be read: ${what} (${code})`);
+  }
+}
+
+const DKIM_VARIABLES = ['DKIM_DOMAIN', 'DKIM_SELECTOR', 'DKIM_PRIVATE_KEY'] as const;
+
+function readDkim(read: EnvReader, defaultSender: string): DkimConfig | null {
+  const set = DKIM_VARIABLES.filter((name) => read.optional(name) !== null);
+  if (set.length === 0) return null;
+  if (set.length < DKIM_VARIABLES.length) {
+    const missing = DKIM_VARIABLES.filter((name) => !set.includes(name));
+    throw new ConfigError(
+      `${missing.join(' and ')} must be set too: DKIM signing needs DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY, or none of them`,
+    );
+  }
+  const domain = (read.optional('DKIM_DOMAIN') ?? '').toLowerCase().replace(/\.$/, '');
+  if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(domain)) {
+    throw new ConfigError(`DKIM_DOMAIN must be a domain name such as example.com, got "${domain}"`);
+  }
+  // DMARC counts a signature only when its domain is the From address's domain or a parent of it.
+  const senderDomain = /@([^@\s>]+)>?$/.exec(defaultSender)?.[1]?.toLowerCase() ?? '';
+  if (senderDomain !== domain && !senderDomain.endsWith(`.${domain}`)) {
+    throw new ConfigError(
+      `DKIM_DOMAIN must be the domain of MAIL_DEFAULT_SENDER (${senderDomain}) or a parent of it, got "${domain}"`,
+    );
+  }
+  const selector = read.optional('DKIM_SELECTOR') ?? '';
+  if (!/^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$/.test(selector)) {
+    throw new ConfigError(
+      `DKIM_SELECTOR must be a DNS label such as mail2024 (letters, digits, ".", "-", "_"), got "${selector}"`,
+    );
+  }
+  return { domain, selector, privateKey: readDkimKey(read.optional('DKIM_PRIVATE_KEY') ?? '') };
+}
+
+/** DKIM_PRIVATE_KEY holds the PEM itself (newlines may be written as \n) or a path to a PEM file. */
+function readDkimKey(value: string): string {
+  const pem = value.startsWith('-----BEGIN')
+    ? value.replace(/\\n/g, '\n')
+    : readTextFile('DKIM_PRIVATE_KEY', value, true);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch {
+    // The message never quotes the value: it is a secret.
+    throw new ConfigError('DKIM_PRIVATE_KEY is not a PEM private key');
+  }
+  // nodemailer signs with rsa-sha256 only; below 1024 bits receivers ignore the signature.
+  if (key.asymmetricKeyType !== 'rsa' || (key.asymmetricKeyDetails?.modulusLength ?? 0) < 1024) {
+    throw new ConfigError('DKIM_PRIVATE_KEY must be an RSA private key of at least 1024 bits');
+  }
+  return pem;
+}
+
+function readRedisUrl(read: EnvReader): string | null {
+  const value = read.optional('REDIS_URL');
+  if (value === null) return null;
+  if (!/^rediss?:\/\/[^\s]+$/.test(value)) {
+    throw new ConfigError('REDIS_URL must be redis://host:port (or rediss:// for TLS)');
+  }
+  return value;
 }
 
 function readSpamd(read: EnvReader): Config['inbox']['spamd'] {
@@ -392,14 +523,9 @@ function readBaseUrl(read: EnvReader, isProduction: boolean, port: number): stri
 function readDatabaseUrl(read: EnvReader, dataDir: string): string {
   const value = read.optional('DATABASE_URL');
   if (!value) return `sqlite:${path.join(dataDir, 'mailproof.db')}`;
-  if (/^sqlite:/.test(value) || /^postgres(ql)?:\/\//.test(value)) return value;
-  if (/^mysql:\/\//.test(value)) {
-    throw new ConfigError(
-      'DATABASE_URL: MySQL/MariaDB is not supported yet in this version; use sqlite:... or postgres://...',
-    );
-  }
+  if (/^sqlite:/.test(value) || /^(postgres(ql)?|mysql|mariadb):\/\//.test(value)) return value;
   throw new ConfigError(
-    'DATABASE_URL must start with sqlite:, postgres:// or postgresql:// (the value is not shown because it may hold a password)',
+    'DATABASE_URL must start with sqlite:, postgres://, postgresql://, mysql:// or mariadb:// (the value is not shown because it may hold a password)',
   );
 }
 
@@ -408,6 +534,7 @@ export function secretValues(config: Config): string[] {
   return [
     config.secretKey,
     config.mail.password,
+    config.mail.dkim?.privateKey ?? null,
     config.adminToken,
     config.contact.webhookSecret,
     config.inbox.auth?.password ?? null,

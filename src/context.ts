@@ -13,7 +13,11 @@ export interface AppContext {
   random: Random;
   log: Logger;
   branding: Branding;
-  /** In-process hooks: `contact.accepted` (AcceptedContactEvent), after the commit. */
+  /**
+   * In-process hooks: `contact.accepted` (AcceptedContactEvent), `contact.submitted` ({id}),
+   * `signup.requested`, `email.verified` ({userId}), all after the commit; and
+   * `verification.queued` ({purpose}) as the email is written. The metrics count them.
+   */
   events: EventEmitter;
   /** Called after a transaction that queued mail has committed: wakes the outbox worker. */
   mailQueued(): void;

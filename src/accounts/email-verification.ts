@@ -1,4 +1,5 @@
 // Proving an address at sign-up: issuing the link and code, confirming either, resending.
+import { createHash } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { type AppContext, messageIdDomain } from '../context.ts';
 import { preparedQuery } from '../db/prepared.ts';
@@ -60,6 +61,8 @@ export async function queueSignupVerification(
     random: ctx.random,
     messageIdDomain: messageIdDomain(config),
   });
+  // Counted as the row is written (inside the caller's transaction), for the metrics.
+  ctx.events.emit('verification.queued', { purpose: 'signup' });
 }
 
 const markUserVerified = preparedQuery<{ userId: string; now: number }, never>((db, param) =>
@@ -93,7 +96,7 @@ async function isVerified(trx: Transaction<Database>, userId: string | null): Pr
 export async function confirmSignupToken(ctx: AppContext, token: string): Promise<ConfirmResult> {
   if (!looksLikeToken(token)) return { status: 'invalid' };
   const now = ctx.clock.now();
-  return ctx.db.kysely.transaction().execute(async (trx) => {
+  const result = await ctx.db.kysely.transaction().execute(async (trx): Promise<ConfirmResult> => {
     // The common case in two statements: spend the live token, then mark its user verified.
     const spent = await consumeToken(trx, 'signup', token, now);
     if (spent?.user_id) {
@@ -107,6 +110,13 @@ export async function confirmSignupToken(ctx: AppContext, token: string): Promis
     if (await isVerified(trx, userId)) return { status: 'already_verified', userId };
     return found.status === 'expired' ? { status: 'expired' } : { status: 'invalid' };
   });
+  return announceVerified(ctx, result);
+}
+
+/** `email.verified` on ctx.events after the commit, for the first confirmation only. */
+function announceVerified<R extends CodeResult>(ctx: AppContext, result: R): R {
+  if (result.status === 'verified') ctx.events.emit('email.verified', { userId: result.userId });
+  return result;
 }
 
 /** Confirms a sign-up by the code typed on another device. Wrong codes count against the secret. */
@@ -152,7 +162,7 @@ export async function confirmSignupCode(
       }
     }
   });
-  return result;
+  return announceVerified(ctx, result);
 }
 
 /**
@@ -165,13 +175,57 @@ export async function resendSignupVerification(
   requestId: string | null,
 ): Promise<void> {
   if (!isValidEmail(email)) return;
+  const now = ctx.clock.now();
   const queued = await ctx.db.kysely.transaction().execute(async (trx) => {
+    await deleteExpiredDecoys(trx, 'signup', now);
     const user = await findUserByEmail(trx, email);
-    if (!user || user.email_verified_at !== null) return false;
+    if (!user || user.email_verified_at !== null) {
+      // Nothing to send, but the same statements run, so the answer takes the same time.
+      await issueDecoySecret(ctx, trx, { purpose: 'signup', email, now });
+      return false;
+    }
     await queueSignupVerification(ctx, trx, user, requestId);
     return true;
   });
   if (queued) ctx.mailQueued();
+}
+
+/**
+ * For a request that must not reveal whether an address has an account (resend, forgot): when
+ * there is nothing to send, a secret is still made and stored, bound to no user and sent to
+ * nobody, so both answers do the same work. One row per address and purpose (replaced on each
+ * request, deleted once expired), keyed by a hash so the address itself is not kept, and named
+ * so that it never matches a real secret, which is keyed by the address (decision 012).
+ */
+export async function issueDecoySecret(
+  ctx: AppContext,
+  trx: Transaction<Database>,
+  options: { purpose: 'signup' | 'reset'; email: string; now: number },
+): Promise<void> {
+  await issueVerification(trx, {
+    purpose: options.purpose,
+    target: `none:${createHash('sha256').update(normaliseEmail(options.email)).digest('hex')}`,
+    userId: null,
+    now: options.now,
+    linkTtlSeconds: ctx.config.ttl.codeSeconds,
+    codeTtlSeconds: ctx.config.ttl.codeSeconds,
+    secretKey: ctx.config.secretKey,
+    random: ctx.random,
+  });
+}
+
+/** Run by the same requests, on both paths: decoy secrets never pile up. */
+export async function deleteExpiredDecoys(
+  trx: Transaction<Database>,
+  purpose: 'signup' | 'reset',
+  now: number,
+): Promise<void> {
+  await trx
+    .deleteFrom('verifications')
+    .where('purpose', '=', purpose)
+    .where('user_id', 'is', null)
+    .where('expires_at', '<=', now)
+    .execute();
 }
 
 /** The address behind a link (expired or used), so its owner can get a new one without typing it. */

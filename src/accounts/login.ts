@@ -6,6 +6,7 @@ import { createSession } from './session.ts';
 import { findUserByEmail } from './user.ts';
 
 export type LoginResult =
+  /** `expiresAt`: the session's absolute end, which the cookie's expiry follows. */
   | { status: 'ok'; user: User; sessionToken: string; expiresAt: number }
   | { status: 'invalid_credentials' }
   | { status: 'email_not_verified' };
@@ -25,6 +26,6 @@ export async function logIn(
   if (ctx.config.requireVerifiedLogin && user.email_verified_at === null) {
     return { status: 'email_not_verified' };
   }
-  const { token, expiresAt } = await createSession(ctx, user.id);
-  return { status: 'ok', user, sessionToken: token, expiresAt };
+  const { token, endsAt } = await createSession(ctx, user.id);
+  return { status: 'ok', user, sessionToken: token, expiresAt: endsAt };
 }

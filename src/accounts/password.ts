@@ -26,10 +26,32 @@ export function normalisePassword(password: string): string {
   return password.normalize('NFKC');
 }
 
+/** Letters only, lower-cased: "Mailproof-2024!" and "mail.proof" both become "mailproof". */
+function lettersOf(text: string): string {
+  return text.toLowerCase().replace(/[^\p{L}]/gu, '');
+}
+
+/**
+ * The context-specific words of NIST SP 800-63B (ASVS 6.1.2, 6.2.11): the name of the service,
+ * the address, its local part and its domain's name. A password made of one of them plus digits
+ * and punctuation ("mailproof2024!!!", "alice.smith123456") is refused.
+ */
+export function contextWords(options: { email?: string; appName?: string }): string[] {
+  const words = ['mailproof'];
+  if (options.appName) words.push(options.appName);
+  const email = options.email?.trim();
+  if (email) {
+    const at = email.lastIndexOf('@');
+    words.push(email);
+    if (at > 0) words.push(email.slice(0, at), email.slice(at + 1).split('.')[0] ?? '');
+  }
+  return [...new Set(words.map(lettersOf).filter((word) => word.length >= 3))];
+}
+
 /** Returns the first problem with a new password, or null when it is acceptable. */
 export function checkNewPassword(
   password: string,
-  options: { minLength: number; email?: string },
+  options: { minLength: number; email?: string; appName?: string },
 ): PasswordProblem | null {
   const normalised = normalisePassword(password);
   const length = [...normalised].length;
@@ -50,6 +72,13 @@ export function checkNewPassword(
     return {
       code: 'password_common',
       message: 'This password is too common or too easy to guess. Choose another one.',
+    };
+  }
+  if (contextWords(options).includes(lettersOf(normalised))) {
+    return {
+      code: 'password_common',
+      message:
+        'This password is too easy to guess: it is made from your email address or the name of this site. Choose another one.',
     };
   }
   return null;

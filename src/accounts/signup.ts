@@ -1,9 +1,12 @@
 // Sign-up with email and password. The answer never depends on whether the address has an account.
+import type { Transaction } from 'kysely';
 import { newId } from '../clock.ts';
 import { type AppContext, messageIdDomain } from '../context.ts';
+import { insertUnlessTaken, lockForUpdate } from '../db/dialect.ts';
+import type { Database } from '../db/schema.ts';
 import { enqueueEmail } from '../mail/outbox.ts';
 import { isValidEmail, normaliseEmail } from './email.ts';
-import { queueSignupVerification } from './email-verification.ts';
+import { issueDecoySecret, queueSignupVerification } from './email-verification.ts';
 import { checkNewPassword, hashPassword, type PasswordProblem } from './password.ts';
 
 export type SignupResult =
@@ -26,6 +29,7 @@ export function validateSignup(
   const problem = checkNewPassword(input.password, {
     minLength: ctx.config.passwordMinLength,
     email: input.email.trim(),
+    appName: ctx.config.appName,
   });
   return problem ? { status: 'invalid', field: 'password', ...problem } : null;
 }
@@ -45,31 +49,49 @@ export async function signUp(
   const now = ctx.clock.now();
 
   await ctx.db.kysely.transaction().execute(async (trx) => {
-    const inserted = await trx
-      .insertInto('users')
-      .values({
-        id: newId(ctx.random),
-        email,
-        email_normalized: emailNormalized,
+    const user = { id: newId(ctx.random), email, email_normalized: emailNormalized };
+    // Of concurrent sign-ups for one address exactly one inserts; the others wait for it to
+    // commit, then take the path of an existing account below.
+    const inserted = await insertUnlessTaken(
+      trx,
+      trx.insertInto('users').values({
+        ...user,
         password_hash: passwordHash,
         email_verified_at: null,
         created_at: now,
         updated_at: now,
-      })
-      .onConflict((oc) => oc.column('email_normalized').doNothing())
-      .returning(['id', 'email', 'email_normalized'])
-      .executeTakeFirst();
+      }),
+      'email_normalized',
+    );
     if (inserted) {
-      await queueSignupVerification(ctx, trx, inserted, requestId);
+      await queueSignupVerification(ctx, trx, user, requestId);
       return;
     }
 
+    // Locks in the order a confirmation takes them, the address's secret and then the account,
+    // so a sign-up and a confirmation of one address wait for each other, never deadlock.
+    await lockForUpdate(
+      trx,
+      trx
+        .selectFrom('verifications')
+        .select('id')
+        .where('purpose', '=', 'signup')
+        .where('target', '=', emailNormalized),
+    ).execute();
     const existing = await trx
       .selectFrom('users')
       .select(['id', 'email', 'email_normalized', 'email_verified_at'])
       .where('email_normalized', '=', emailNormalized)
       .executeTakeFirstOrThrow();
-    if (existing.email_verified_at !== null) {
+    // Nobody has proved this address yet, so the latest sign-up sets the password: whoever
+    // confirms the address then owns an account whose password an earlier stranger cannot know.
+    // Only while it is unproven: a confirmation committed since the read above is final.
+    const reset =
+      existing.email_verified_at === null &&
+      (await setUnprovenPassword(trx, existing.id, passwordHash, now));
+    if (!reset) {
+      // As many writes as a new account's secret and message: the answer takes as long.
+      await issueDecoySecret(ctx, trx, { purpose: 'signup', email, now });
       await enqueueEmail(trx, {
         to: existing.email,
         template: 'signup-existing',
@@ -82,16 +104,32 @@ export async function signUp(
       });
       return;
     }
-    // Nobody has proved this address yet, so the latest sign-up sets the password: whoever
-    // confirms the address then owns an account whose password an earlier stranger cannot know.
-    await trx
-      .updateTable('users')
-      .set({ password_hash: passwordHash, updated_at: now })
-      .where('id', '=', existing.id)
-      .execute();
     await trx.deleteFrom('sessions').where('user_id', '=', existing.id).execute();
+    // Reset links and email changes allowed by the replaced password die with it (decision 012).
+    await trx
+      .deleteFrom('verifications')
+      .where('user_id', '=', existing.id)
+      .where('purpose', 'in', ['reset', 'email_change'])
+      .execute();
     await queueSignupVerification(ctx, trx, existing, requestId);
   });
   ctx.mailQueued();
+  ctx.events.emit('signup.requested');
   return { status: 'pending' };
+}
+
+/** Sets the password of an account whose address is unproven; false once it has been proved. */
+async function setUnprovenPassword(
+  trx: Transaction<Database>,
+  userId: string,
+  passwordHash: string,
+  now: number,
+): Promise<boolean> {
+  const result = await trx
+    .updateTable('users')
+    .set({ password_hash: passwordHash, updated_at: now })
+    .where('id', '=', userId)
+    .where('email_verified_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
 }

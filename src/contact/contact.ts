@@ -4,6 +4,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { isValidEmail, normaliseEmail } from '../accounts/email.ts';
 import { newId } from '../clock.ts';
 import { type AppContext, messageIdDomain } from '../context.ts';
+import { lockForUpdate } from '../db/dialect.ts';
 import type { ContactMessage, Database } from '../db/schema.ts';
 import { enqueueEmail } from '../mail/outbox.ts';
 import {
@@ -115,6 +116,7 @@ export async function submitContact(
     await queueContactVerification(ctx, trx, { id, name, email, message }, requestId);
   });
   ctx.mailQueued();
+  ctx.events.emit('contact.submitted', { id });
   return { status: 'pending' };
 }
 
@@ -152,6 +154,7 @@ async function queueContactVerification(
     random: ctx.random,
     messageIdDomain: messageIdDomain(config),
   });
+  ctx.events.emit('verification.queued', { purpose: 'contact' });
 }
 
 function excerpt(message: string): string {
@@ -397,22 +400,37 @@ export async function purgePendingContacts(ctx: AppContext): Promise<number> {
       .execute();
     if (stale.length === 0) return 0;
     const ids = stale.map((r) => r.id);
-    // Re-checked in the DELETE: a message accepted since the SELECT stays.
+    // Locks in the order a confirmation takes them, the secret and then the message, so a purge
+    // and a late confirmation of one message wait for each other instead of deadlocking.
+    await lockForUpdate(
+      trx,
+      trx
+        .selectFrom('verifications')
+        .select('id')
+        .where('purpose', '=', 'contact')
+        .where('target', 'in', ids),
+    ).execute();
+    // Re-checked here: a message accepted since the SELECT stays, and so does its secret.
     const deleted = await trx
       .deleteFrom('contact_messages')
       .where('id', 'in', ids)
       .where('status', '=', 'pending')
-      .returning('id')
+      .executeTakeFirst();
+    await trx
+      .deleteFrom('verifications')
+      .where('purpose', '=', 'contact')
+      .where('target', 'in', ids)
+      .where(({ exists, not, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('contact_messages')
+              .select('contact_messages.id')
+              .whereRef('contact_messages.id', '=', 'verifications.target'),
+          ),
+        ),
+      )
       .execute();
-    const gone = deleted.map((r) => r.id);
-    if (gone.length > 0) {
-      await trx
-        .deleteFrom('verifications')
-        .where('purpose', '=', 'contact')
-        .where('target', 'in', gone)
-        .execute();
-    }
-    return gone.length;
+    return Number(deleted.numDeletedRows);
   });
 }
 

@@ -5,15 +5,22 @@ import { Worker } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
 import { Kysely, type Migration, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
+import type { LimitStore } from '../ratelimit/limiter.ts';
+import type { DialectName } from './dialect.ts';
 import * as m001 from './migrations/001_initial.ts';
 import * as m002 from './migrations/002_contact.ts';
+import * as m003 from './migrations/003_worker_heartbeats.ts';
+import * as m004 from './migrations/004_account_lifecycle.ts';
+import { mysqlTableOptions, openMysql as openMysqlPool } from './mysql.ts';
 import type { Database } from './schema.ts';
 
-export type DialectName = 'sqlite' | 'postgres';
+export type { DialectName };
 
 export interface Db {
   kysely: Kysely<Database>;
   dialect: DialectName;
+  /** Where rate-limit counters go so every instance shares them: this database's own client. */
+  limitStore: LimitStore;
   close(): Promise<void>;
 }
 
@@ -25,6 +32,7 @@ pg.types.setTypeParser(20, (value) => Number(value));
 export function openDatabase(databaseUrl: string): Db {
   if (databaseUrl.startsWith('sqlite:')) return openSqlite(sqlitePath(databaseUrl));
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) return openPostgres(databaseUrl);
+  if (/^(mysql|mariadb):\/\//.test(databaseUrl)) return openMysql(databaseUrl);
   throw new Error('Unsupported DATABASE_URL scheme');
 }
 
@@ -49,6 +57,7 @@ function openSqlite(file: string): Db {
   return {
     kysely,
     dialect: 'sqlite',
+    limitStore: file === ':memory:' ? { kind: 'memory' } : { kind: 'sqlite', database },
     async close() {
       await checkpointer?.terminate();
       await kysely.destroy();
@@ -106,27 +115,59 @@ function withStatementCache(database: SQLite.Database) {
 }
 
 function openPostgres(connectionString: string): Db {
-  const pool = new pg.Pool({ connectionString, max: 10 });
-  // An idle client losing its connection (a database restart) must not crash the process.
+  // A connection attempt that hangs (a network cut) fails after 10 s instead of holding the request.
+  const pool = new pg.Pool({ connectionString, max: 10, connectionTimeoutMillis: 10_000 });
+  // A client losing its connection (a database restart, a cut) must not crash the process: idle
+  // ones report on the pool, checked-out ones on themselves (their query fails on its own).
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { kysely, dialect: 'postgres', close: () => kysely.destroy() };
+  return {
+    kysely,
+    dialect: 'postgres',
+    limitStore: { kind: 'postgres', pool },
+    close: () => kysely.destroy(),
+  };
+}
+
+function openMysql(databaseUrl: string): Db {
+  const { kysely, pool, database } = openMysqlPool(databaseUrl);
+  return {
+    kysely,
+    dialect: 'mysql',
+    limitStore: { kind: 'mysql', pool, database },
+    close: () => kysely.destroy(),
+  };
 }
 
 const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_contact': m002,
+  '003_worker_heartbeats': m003,
+  '004_account_lifecycle': m004,
 };
 
+/**
+ * Applies the pending migrations; safe to run from several instances at once. PostgreSQL and MySQL
+ * hold Kysely's migration lock (an advisory lock, GET_LOCK). Kysely takes none on SQLite, so the
+ * whole run is one IMMEDIATE transaction there: the file's write lock, waited for (busy_timeout)
+ * by any other process, which then finds the migrations applied.
+ */
 export async function migrateToLatest(db: Db): Promise<string[]> {
   const migrator = new Migrator({
-    db: db.kysely,
+    db: db.dialect === 'mysql' ? db.kysely.withPlugin(mysqlTableOptions) : db.kysely,
     provider: { getMigrations: async () => migrations },
     // Unless told the schema, Kysely takes its bookkeeping tables in ANY schema of the database
     // (another app's, another instance's) for ours, and then fails to find them on search_path.
     migrationTableSchema: db.dialect === 'postgres' ? await currentSchema(db) : undefined,
   });
+  if (db.dialect === 'sqlite') await sql`begin immediate`.execute(db.kysely);
   const { error, results } = await migrator.migrateToLatest();
+  if (db.dialect === 'sqlite') {
+    if (!error) await sql`commit`.execute(db.kysely);
+    // A failed statement may already have ended the transaction; the migration's error is the news.
+    else await sql`rollback`.execute(db.kysely).catch(() => {});
+  }
   if (error) throw error;
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

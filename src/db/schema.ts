@@ -75,12 +75,21 @@ export interface ContactMessagesTable {
   accepted_at: number | null;
 }
 
+/** A running outbox worker: written when it starts, refreshed while it runs, deleted when it stops. */
+export interface WorkerHeartbeatsTable {
+  /** The worker's id: host, process id and a random part. */
+  id: string;
+  started_at: number;
+  beat_at: number;
+}
+
 export interface Database {
   contact_messages: ContactMessagesTable;
   users: UsersTable;
   verifications: VerificationsTable;
   sessions: SessionsTable;
   outbox: OutboxTable;
+  worker_heartbeats: WorkerHeartbeatsTable;
 }
 
 export type User = Selectable<UsersTable>;

@@ -1,15 +1,17 @@
 // Sends what the outbox holds. Rows are leased, so a worker that dies mid-send releases them
 // when the lease runs out; a message may at worst be sent twice, never zero times.
 import { hostname } from 'node:os';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock, Random } from '../clock.ts';
+import { lockForUpdate } from '../db/dialect.ts';
 import type { Db } from '../db/index.ts';
-import type { OutboxRow } from '../db/schema.ts';
+import type { Database, OutboxRow } from '../db/schema.ts';
 import { deliverWebhook } from '../events/webhook.ts';
 import { redactEmails } from '../logger.ts';
 import { renderEmail } from './render.ts';
 import type { Branding } from './templates/index.ts';
-import { classifySmtpError, type MailTransport, SendError } from './transport.ts';
+import { classifySmtpError, type MailTransport, SendError, SMTP_POOL_SIZE } from './transport.ts';
 
 export interface WorkerOptions {
   db: Db;
@@ -27,7 +29,11 @@ export interface WorkerOptions {
   idlePollMs?: number;
   baseBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Rows sent at once; the rest of a claimed batch waits its turn (and is released on stop). */
+  concurrency?: number;
   onSent?(row: OutboxRow): void;
+  /** A temporary failure: the row is pending again, due after a backoff. */
+  onRetry?(row: OutboxRow, error: SendError): void;
   onDead?(row: OutboxRow, error: string): void;
 }
 
@@ -37,6 +43,10 @@ export interface OutboxWorker {
   wake(): void;
   /** Runs one claim-and-send pass; returns how many rows it handled. */
   drainOnce(): Promise<number>;
+  /**
+   * Finishes the sends in progress, gives back the claimed rows it has not started (their lease
+   * and the attempt the claim counted), and ends the loop.
+   */
   stop(): Promise<void>;
   readonly id: string;
 }
@@ -59,34 +69,56 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
     idlePollMs = 1000,
     baseBackoffMs = 5000,
     maxBackoffMs = 3_600_000,
+    concurrency = SMTP_POOL_SIZE,
   } = options;
   const id = `${hostname()}:${process.pid}:${random.bytes(4).toString('hex')}`;
   let running = false;
+  let stopping = false;
   let wakeRequested = false;
   let wakeUp: (() => void) | null = null;
   let loop: Promise<void> | null = null;
 
-  /** Leases a batch of due rows in one statement; on PostgreSQL other workers skip them. */
+  /**
+   * Leases a batch of due rows. Other workers skip rows being leased (SKIP LOCKED; SQLite has one
+   * writer at a time). One statement where the database has UPDATE … RETURNING; MySQL can neither
+   * return from an UPDATE nor update a table it selects from, so there the rows are selected and
+   * locked, then updated, in one transaction.
+   */
   async function claim(): Promise<OutboxRow[]> {
     const now = clock.now();
-    return db.kysely
-      .updateTable('outbox')
-      .set((eb) => ({
-        locked_until: now + leaseMs,
-        locked_by: id,
-        attempts: eb('attempts', '+', 1),
-      }))
-      .where('id', 'in', (eb) => {
-        const due = eb
+    const lease = { locked_until: now + leaseMs, locked_by: id };
+    const due = (executor: Kysely<Database>) =>
+      lockForUpdate(
+        executor,
+        executor
           .selectFrom('outbox')
-          .select('id')
           .where('status', '=', 'pending')
           .where('next_attempt_at', '<=', now)
           .where((w) => w.or([w('locked_until', 'is', null), w('locked_until', '<', now)]))
           .orderBy('next_attempt_at')
-          .limit(batchSize);
-        return db.dialect === 'postgres' ? due.forUpdate().skipLocked() : due;
-      })
+          .limit(batchSize),
+        { skipLocked: true },
+      );
+    if (db.dialect === 'mysql') {
+      return db.kysely.transaction().execute(async (trx) => {
+        const rows = await due(trx).selectAll().execute();
+        if (rows.length === 0) return [];
+        await trx
+          .updateTable('outbox')
+          .set((eb) => ({ ...lease, attempts: eb('attempts', '+', 1) }))
+          .where(
+            'id',
+            'in',
+            rows.map((row) => row.id),
+          )
+          .execute();
+        return rows.map((row) => ({ ...row, ...lease, attempts: row.attempts + 1 }));
+      });
+    }
+    return db.kysely
+      .updateTable('outbox')
+      .set((eb) => ({ ...lease, attempts: eb('attempts', '+', 1) }))
+      .where('id', 'in', due(db.kysely).select('id'))
       .returningAll()
       .execute();
   }
@@ -168,7 +200,8 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
       .where('id', '=', row.id)
       .where('locked_by', '=', id)
       .execute();
-    log.warn(
+    // A certificate or credentials problem is the operator's to fix: said loudly, mail kept.
+    log[error.reason ? 'error' : 'warn'](
       {
         outboxId: row.id,
         template: row.template,
@@ -177,15 +210,48 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
         // SMTP replies often quote the recipient; the log gets the reply without the address.
         error: redactEmails(error.message),
       },
-      dead ? 'email dead-lettered' : 'email send failed; will retry',
+      dead
+        ? 'email dead-lettered'
+        : error.reason
+          ? `email not sent: mail server ${error.reason} problem (fix MAIL_* settings); will retry`
+          : 'email send failed; will retry',
     );
     if (dead) options.onDead?.(row, error.message);
+    else options.onRetry?.(row, error);
+  }
+
+  /** Rows claimed but never started (the worker is stopping): the claim's attempt did not happen. */
+  async function release(rows: OutboxRow[]): Promise<void> {
+    await db.kysely
+      .updateTable('outbox')
+      .set((eb) => ({ locked_until: null, locked_by: null, attempts: eb('attempts', '-', 1) }))
+      .where(
+        'id',
+        'in',
+        rows.map((row) => row.id),
+      )
+      .where('locked_by', '=', id)
+      .where('status', '=', 'pending')
+      .execute();
   }
 
   async function drainOnce(): Promise<number> {
     const rows = await claim();
-    await Promise.all(rows.map(sendOne));
-    return rows.length;
+    const waiting = [...rows];
+    const sendNext = async (): Promise<void> => {
+      for (let row = waiting.shift(); row; row = stopping ? undefined : waiting.shift()) {
+        try {
+          await sendOne(row);
+        } catch (error) {
+          // Recording the outcome failed (the database is down?): the lease runs out and the row
+          // is claimed again, which may send it twice but never loses it.
+          log.error({ err: error, outboxId: row.id }, 'recording a send failed');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, rows.length) }, sendNext));
+    if (waiting.length > 0) await release(waiting);
+    return rows.length - waiting.length;
   }
 
   function sleep(ms: number): Promise<void> {
@@ -228,9 +294,14 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
     drainOnce,
     async stop() {
       running = false;
+      stopping = true;
       wakeUp?.();
-      await loop;
-      loop = null;
+      try {
+        await loop;
+      } finally {
+        stopping = false;
+        loop = null;
+      }
     },
   };
 }

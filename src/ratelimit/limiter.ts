@@ -20,7 +20,7 @@ import type { Config, RateLimitRule } from '../config.ts';
 
 export type LimitName = keyof Omit<Config['rateLimits'], 'enabled'>;
 
-type PairedLimit = 'signup' | 'resend' | 'login' | 'contact';
+type PairedLimit = 'signup' | 'resend' | 'login' | 'contact' | 'forgot';
 
 /** The usual pair of checks: this client (IP), and this address whoever asks for it. */
 export function clientAndAddress(
@@ -34,7 +34,15 @@ export function clientAndAddress(
   ];
 }
 
-export type LimitResult = { ok: true } | { ok: false; retryAfterSeconds: number };
+export type LimitResult =
+  | { ok: true }
+  | {
+      ok: false;
+      retryAfterSeconds: number;
+      /** The exhausted limit with the longest wait, and a prefix of its key's hash (for logs). */
+      limit: LimitName;
+      keyHash: string;
+    };
 
 /** Where the counters are kept. */
 export type LimitStore =
@@ -104,19 +112,28 @@ export function createRateLimits(
     async consume(checks) {
       if (!config.enabled) return { ok: true };
       if (pending.length) await ready().catch(() => {});
-      let wait = 0;
+      let exceeded: Extract<LimitResult, { ok: false }> | null = null;
       for (const [name, key] of checks) {
         const limiter = limiters.get(name);
         if (!limiter) continue;
+        // Keys may be addresses; only their hash is stored.
+        const hashed = createHash('sha256').update(key).digest('base64url');
         try {
-          // Keys may be addresses; only their hash is stored.
-          await limiter.consume(createHash('sha256').update(key).digest('base64url'));
+          await limiter.consume(hashed);
         } catch (rejection) {
           if (!(rejection instanceof RateLimiterRes)) throw rejection;
-          wait = Math.max(wait, Math.ceil(rejection.msBeforeNext / 1000));
+          const wait = Math.ceil(rejection.msBeforeNext / 1000);
+          if (wait > 0 && wait > (exceeded?.retryAfterSeconds ?? 0)) {
+            exceeded = {
+              ok: false,
+              retryAfterSeconds: wait,
+              limit: name,
+              keyHash: hashed.slice(0, 12),
+            };
+          }
         }
       }
-      return wait > 0 ? { ok: false, retryAfterSeconds: wait } : { ok: true };
+      return exceeded ?? { ok: true };
     },
     reset() {
       generation = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;

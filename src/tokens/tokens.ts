@@ -3,6 +3,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import { newId, type Random } from '../clock.ts';
+import { dialectOf, upsert } from '../db/dialect.ts';
 import { preparedQuery } from '../db/prepared.ts';
 import type { Database, Verification, VerificationPurpose } from '../db/schema.ts';
 
@@ -75,16 +76,13 @@ export async function issueVerification(
     used_at: null,
     created_at: options.now,
   };
-  await db
-    .insertInto('verifications')
-    .values({
-      id: newId(options.random),
-      purpose: options.purpose,
-      target: options.target,
-      ...values,
-    })
-    .onConflict((oc) => oc.columns(['purpose', 'target']).doUpdateSet(values))
-    .execute();
+  const insert = db.insertInto('verifications').values({
+    id: newId(options.random),
+    purpose: options.purpose,
+    target: options.target,
+    ...values,
+  });
+  await upsert(db, insert, ['purpose', 'target'], values).execute();
   return { token, code };
 }
 
@@ -128,7 +126,36 @@ const spendLiveToken = preparedQuery<
     .returning(['id', 'user_id', 'target']),
 );
 
-/** Spends a live (unused, unexpired) token in one statement; null when it is not live. */
+// MySQL has no UPDATE … RETURNING: the same UPDATE, then the row it changed, which this
+// transaction holds locked from the one statement to the next.
+const spendLiveTokenWithoutReturning = preparedQuery<
+  { now: number; tokenHash: string; purpose: VerificationPurpose },
+  never
+>((db, param) =>
+  db
+    .updateTable('verifications')
+    .set({ used_at: param('now') })
+    .where('token_hash', '=', param('tokenHash'))
+    .where('purpose', '=', param('purpose'))
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', param('now')),
+);
+
+const spentToken = preparedQuery<
+  { tokenHash: string; purpose: VerificationPurpose },
+  { id: string; user_id: string | null; target: string }
+>((db, param) =>
+  db
+    .selectFrom('verifications')
+    .select(['id', 'user_id', 'target'])
+    .where('token_hash', '=', param('tokenHash'))
+    .where('purpose', '=', param('purpose')),
+);
+
+/**
+ * Spends a live (unused, unexpired) token; null when it is not live. One statement where the
+ * database has UPDATE … RETURNING; on MySQL two, so call it inside a transaction there.
+ */
 export async function consumeToken(
   db: Executor,
   purpose: VerificationPurpose,
@@ -136,7 +163,14 @@ export async function consumeToken(
   now: number,
 ): Promise<{ id: string; user_id: string | null; target: string } | null> {
   if (!looksLikeToken(token)) return null;
-  const { rows } = await spendLiveToken(db, { now, tokenHash: hashToken(purpose, token), purpose });
+  const tokenHash = hashToken(purpose, token);
+  if (dialectOf(db) !== 'mysql') {
+    const { rows } = await spendLiveToken(db, { now, tokenHash, purpose });
+    return rows[0] ?? null;
+  }
+  const spent = await spendLiveTokenWithoutReturning(db, { now, tokenHash, purpose });
+  if (Number(spent.numAffectedRows ?? 0) !== 1) return null;
+  const { rows } = await spentToken(db, { tokenHash, purpose });
   return rows[0] ?? null;
 }
 
@@ -162,7 +196,10 @@ export type CodeCheck =
   | { status: 'invalid' }
   | { status: 'too_many_attempts' };
 
-/** Checks a typed code; a wrong one counts against the secret, which dies after `maxAttempts`. */
+/**
+ * Checks a typed code; a wrong one counts against the secret, which dies after `maxAttempts`.
+ * Call it inside a transaction: the attempt it reserves is read back before the row is released.
+ */
 export async function checkCode(
   db: Executor,
   options: {
@@ -194,15 +231,23 @@ export async function checkCode(
   if (verification.code_attempts >= options.maxAttempts) return { status: 'too_many_attempts' };
   if (verification.code_expires_at <= options.now) return { status: 'expired' };
   // Every try takes one of the allowed attempts atomically, before the answer is known, so
-  // parallel guesses cannot all read the same count and slip past the limit.
-  const reserved = await db
+  // parallel guesses cannot all read the same count and slip past the limit. The row stays
+  // locked by this transaction until it ends, so the count read next is the one just written.
+  const reservation = await db
     .updateTable('verifications')
     .set((eb) => ({ code_attempts: eb('code_attempts', '+', 1) }))
     .where('id', '=', verification.id)
     .where('code_attempts', '<', options.maxAttempts)
     .where('used_at', 'is', null)
-    .returning('code_attempts')
     .executeTakeFirst();
+  const reserved =
+    Number(reservation.numUpdatedRows) === 1
+      ? await db
+          .selectFrom('verifications')
+          .select('code_attempts')
+          .where('id', '=', verification.id)
+          .executeTakeFirst()
+      : undefined;
   if (!reserved) {
     // Either the attempts ran out meanwhile, or a parallel request with the code spent it.
     const now = await db

@@ -24,6 +24,12 @@ export function adminAuthorized(adminToken: string, header: string | undefined):
   return timingSafeEqual(digest(password), digest(adminToken));
 }
 
+/** `Authorization: Bearer ADMIN_TOKEN` (how Prometheus presents a token), in constant time. */
+export function bearerAuthorized(adminToken: string, header: string | undefined): boolean {
+  if (!header?.startsWith('Bearer ')) return false;
+  return timingSafeEqual(digest(header.slice(7).trim()), digest(adminToken));
+}
+
 export function requestAdminAuth(reply: FastifyReply, realm = 'Mailproof admin'): FastifyReply {
   return reply
     .code(401)

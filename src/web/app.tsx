@@ -12,17 +12,20 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import { createRouteTable, type RouteTable } from '../inbox/checks/index.ts';
 import { createFaultInjector, type FaultInjector } from '../inbox/faults.ts';
 import { inboxRoutes } from '../inbox/routes.tsx';
 import type { InboxStore } from '../inbox/store.ts';
+import type { Metrics } from '../metrics.ts';
 import type { RateLimits } from '../ratelimit/limiter.ts';
+import { adminOutboxRoutes } from './admin-outbox.tsx';
 import { apiRoutes } from './api.ts';
 import { sendApiError } from './errors.ts';
+import { opsRoutes } from './ops-routes.ts';
 import { pageContext, pageRoutes, sendPage } from './pages.tsx';
 import { securityHeaders } from './security-headers.ts';
+import { isDatabaseUnavailable, RETRY_AFTER_SECONDS } from './unavailable.ts';
 import { ErrorPage } from './views/pages.tsx';
 
 export interface WebOptions {
@@ -33,6 +36,9 @@ export interface WebOptions {
   logger?: boolean;
   /** Filled with the app's GET routes as they are registered (the inbox's link check reads it). */
   routes?: RouteTable;
+  metrics: Metrics;
+  /** An outbox worker runs in this process (/readyz says so). */
+  workerInProcess: boolean;
 }
 
 const STATIC_FILES: Record<string, { type: string; body: Buffer }> = {
@@ -59,6 +65,18 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
     // Below info level no request line is logged, so a child logger per request is wasted work.
     childLoggerFactory: (logger, bindings, options) =>
       ctx.log.isLevelEnabled('info') ? logger.child(bindings, options) : logger,
+    // A malformed or overlong URL is refused by the router before any hook runs: answer it in
+    // our own shape, with the security headers, and without echoing the URL (it may be a token).
+    frameworkErrors: (error, _request, reply) => {
+      reply.headers(securityHeaders(config).api);
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      return sendApiError(
+        reply,
+        tooLong ? 414 : 400,
+        tooLong ? 'url_too_long' : 'bad_url',
+        tooLong ? 'The address is too long.' : 'The address is not valid.',
+      );
+    },
   }).withTypeProvider<ZodTypeProvider>();
 
   // The inbox's link check resolves links into this app against the routes registered below.
@@ -98,6 +116,18 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
       signed: true,
     },
   });
+  const { metrics } = options;
+  // By the route's pattern, never the URL itself: URLs carry one-time tokens.
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.observeRequest(
+      request.method,
+      request.routeOptions.url,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
+
   const headers = securityHeaders(config);
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(isApiPath(request.url) ? headers.api : headers.page);
@@ -120,12 +150,26 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
   });
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
-    const status =
-      error.statusCode && error.statusCode >= 400 && error.statusCode < 500
+    const unavailable = isDatabaseUnavailable(error);
+    const status = unavailable
+      ? 503
+      : error.statusCode && error.statusCode >= 400 && error.statusCode < 500
         ? error.statusCode
         : 500;
     if (status === 500) request.log.error({ reqId: request.id, err: error }, 'request failed');
-    const { code, message } = describeError(error, status);
+    if (unavailable) {
+      request.log.warn(
+        { reqId: request.id, code: (error as { code?: string }).code },
+        'database unavailable',
+      );
+      reply.header('Retry-After', String(RETRY_AFTER_SECONDS));
+    }
+    const { code, message } = unavailable
+      ? {
+          code: 'service_unavailable',
+          message: 'The service is briefly unavailable. Please try again in a few seconds.',
+        }
+      : describeError(error, status);
     if (isApiPath(request.url) || status === 415) return sendApiError(reply, status, code, message);
     return sendPage(
       reply,
@@ -134,9 +178,11 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
         title={
           status === 403
             ? 'Form expired'
-            : status === 500
-              ? 'Something went wrong'
-              : 'Request not accepted'
+            : status === 503
+              ? 'Please try again'
+              : status === 500
+                ? 'Something went wrong'
+                : 'Request not accepted'
         }
         message={message}
       />,
@@ -153,17 +199,11 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
 
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
-    try {
-      await sql`select 1`.execute(ctx.db.kysely);
-      return { status: 'ready', database: 'ok' };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable', database: 'unreachable' });
-    }
-  });
+  await app.register(opsRoutes, { ctx, metrics, workerInProcess: options.workerInProcess });
 
   await app.register(apiRoutes, { prefix: '/api', ctx, limits });
   await app.register(pageRoutes, { ctx, limits });
+  await app.register(adminOutboxRoutes, { ctx });
   if (inbox) {
     await app.register(inboxRoutes, {
       prefix: '/_inbox',

@@ -2,7 +2,23 @@
 import formbody from '@fastify/formbody';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { VNode } from 'preact';
-import { isValidEmail } from '../accounts/email.ts';
+import {
+  changePassword,
+  deleteAccount,
+  endSessions,
+  validatePasswordChange,
+} from '../accounts/account.ts';
+import { isValidEmail, normaliseEmail } from '../accounts/email.ts';
+import {
+  cancelEmailChange,
+  checkEmailChangeLink,
+  confirmEmailChangeCode,
+  confirmEmailChangeToken,
+  type EmailChangeResult,
+  pendingEmailChange,
+  requestEmailChange,
+  validateEmailChange,
+} from '../accounts/email-change.ts';
 import {
   confirmSignupCode,
   confirmSignupToken,
@@ -10,7 +26,13 @@ import {
   targetOfToken,
 } from '../accounts/email-verification.ts';
 import { logIn } from '../accounts/login.ts';
-import { invalidateSession } from '../accounts/session.ts';
+import { checkResetLink, requestPasswordReset, resetPassword } from '../accounts/password-reset.ts';
+import {
+  invalidateSession,
+  listSessions,
+  publicSessionId,
+  type SessionValidation,
+} from '../accounts/session.ts';
 import { signUp, validateSignup } from '../accounts/signup.ts';
 import {
   CONTACT_LIMITS,
@@ -26,7 +48,18 @@ import type { AppContext } from '../context.ts';
 import { clientAndAddress, type LimitName, type RateLimits } from '../ratelimit/limiter.ts';
 import { findByToken, looksLikeToken } from '../tokens/tokens.ts';
 import { adminAuthorized, requestAdminAuth } from './admin-auth.ts';
+import { logRateLimited } from './errors.ts';
 import { clearSessionCookie, getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
+import {
+  type AccountErrors,
+  AccountPage,
+  EmailChangeConfirmPage,
+  EmailChangeOutcomePage,
+  ForgotPage,
+  ForgotSentPage,
+  ResetOutcomePage,
+  ResetPage,
+} from './views/account.tsx';
 import {
   AdminContactPage,
   ContactCodePage,
@@ -37,7 +70,6 @@ import {
 } from './views/contact.tsx';
 import { type Flash, type PageContext, renderPage } from './views/layout.tsx';
 import {
-  AccountPage,
   CheckInboxPage,
   CodePage,
   ConfirmPage,
@@ -58,11 +90,25 @@ export interface PageOptions {
 
 type Form = Record<string, string | string[] | undefined>;
 
-const FLASH_COOKIE = 'mp_flash';
+/** Like the session's: `__Host-` (so Secure, this host, every path) in production (ASVS 3.3.1). */
+function flashCookie(ctx: AppContext) {
+  const secure = ctx.config.isProduction;
+  return {
+    name: secure ? '__Host-mp_flash' : 'mp_flash',
+    options: { path: '/', httpOnly: true, sameSite: 'lax' as const, secure },
+  };
+}
 
 function field(body: unknown, name: string): string {
   const value = (body as Form | undefined)?.[name];
   return typeof value === 'string' ? value : '';
+}
+
+/** A field that may repeat (checkboxes): every string value, at most `max` of them. */
+function fields(body: unknown, name: string, max = 100): string[] {
+  const value = (body as Form | undefined)?.[name];
+  const values = Array.isArray(value) ? value : [value];
+  return values.filter((v): v is string => typeof v === 'string').slice(0, max);
 }
 
 export async function pageContext(
@@ -75,16 +121,17 @@ export async function pageContext(
     appName: ctx.branding.appName,
     csrfToken: reply.generateCsrf(),
     user: user ? { email: user.email, emailVerified: user.email_verified_at !== null } : null,
-    flash: takeFlash(request, reply),
+    flash: takeFlash(ctx, request, reply),
     inboxEnabled: ctx.config.inbox.enabled,
     contactEnabled: ctx.config.contact.to !== null,
   };
 }
 
-function takeFlash(request: FastifyRequest, reply: FastifyReply): Flash | null {
-  const raw = request.cookies[FLASH_COOKIE];
+function takeFlash(ctx: AppContext, request: FastifyRequest, reply: FastifyReply): Flash | null {
+  const cookie = flashCookie(ctx);
+  const raw = request.cookies[cookie.name];
   if (!raw) return null;
-  reply.clearCookie(FLASH_COOKIE, { path: '/' });
+  reply.clearCookie(cookie.name, cookie.options);
   const unsigned = request.unsignCookie(raw);
   if (!unsigned.valid || !unsigned.value) return null;
   try {
@@ -94,14 +141,9 @@ function takeFlash(request: FastifyRequest, reply: FastifyReply): Flash | null {
   }
 }
 
-function setFlash(ctx: AppContext, reply: FastifyReply, flash: Flash) {
-  reply.setCookie(FLASH_COOKIE, JSON.stringify(flash), {
-    path: '/',
-    httpOnly: true,
-    sameSite: 'lax',
-    signed: true,
-    secure: ctx.config.isProduction,
-  });
+export function setFlash(ctx: AppContext, reply: FastifyReply, flash: Flash) {
+  const cookie = flashCookie(ctx);
+  reply.setCookie(cookie.name, JSON.stringify(flash), { ...cookie.options, signed: true });
 }
 
 /** The form that takes an address and its 8-digit code, shared by every flow that sends one. */
@@ -134,6 +176,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
   ): Promise<boolean> {
     const result = await limits.consume(checks);
     if (result.ok) return false;
+    logRateLimited(request.log, result);
     reply.header('Retry-After', String(result.retryAfterSeconds));
     sendPage(
       reply,
@@ -226,20 +269,374 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
     return reply.redirect('/', 303);
   });
 
-  app.get('/account', async (request, reply) => {
-    const { user } = await getAuth(ctx, request);
-    if (!user) {
-      setFlash(ctx, reply, { kind: 'info', message: 'Log in to see your account.' });
-      return reply.redirect('/login', 303);
-    }
+  // The account page (SPEC §2, docs/decisions/012). Its forms all post back to /account and say
+  // what they do in an `intent` field; each asks for the current password again.
+  type Auth = Extract<SessionValidation, { user: object }>;
+
+  async function renderAccount(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    auth: Auth,
+    extras: { errors?: AccountErrors; values?: { newEmail?: string } } = {},
+    status = 200,
+  ): Promise<FastifyReply> {
+    const [pending, sessions] = await Promise.all([
+      pendingEmailChange(ctx, auth.user.id),
+      listSessions(ctx, auth.user.id, auth.session.idHash),
+    ]);
     return sendPage(
       reply,
       <AccountPage
         ctx={await pageContext(ctx, request, reply)}
-        email={user.email}
-        verified={user.email_verified_at !== null}
+        email={auth.user.email}
+        verified={auth.user.email_verified_at !== null}
+        pending={pending}
+        sessions={sessions}
+        minLength={ctx.config.passwordMinLength}
+        errors={extras.errors}
+        values={extras.values}
+      />,
+      status,
+    );
+  }
+
+  async function requireLogin(request: FastifyRequest, reply: FastifyReply): Promise<Auth | null> {
+    const auth = await getAuth(ctx, request);
+    if (auth.user) return auth;
+    setFlash(ctx, reply, { kind: 'info', message: 'Log in to see your account.' });
+    reply.redirect('/login', 303);
+    return null;
+  }
+
+  function done(reply: FastifyReply, flash: Flash, to = '/account'): FastifyReply {
+    setFlash(ctx, reply, flash);
+    return reply.redirect(to, 303);
+  }
+
+  app.get('/account', async (request, reply) => {
+    const auth = await requireLogin(request, reply);
+    return auth ? renderAccount(request, reply, auth) : reply;
+  });
+
+  app.post('/account', csrf, async (request, reply) => {
+    const auth = await requireLogin(request, reply);
+    if (!auth) return reply;
+    const { user, session } = auth;
+    const body = request.body;
+    const perUser: Array<[LimitName, string]> = [['accountPerUser', user.id]];
+    const intent = field(body, 'intent');
+    switch (intent) {
+      case 'change_password': {
+        const currentPassword = field(body, 'currentPassword');
+        const newPassword = field(body, 'newPassword');
+        const invalid = validatePasswordChange(ctx, user, newPassword);
+        if (invalid) {
+          return renderAccount(
+            request,
+            reply,
+            auth,
+            { errors: { 'pw-new': invalid.message } },
+            400,
+          );
+        }
+        if (await limited(request, reply, perUser, '/account')) return reply;
+        const result = await changePassword(ctx, user, session.idHash, {
+          currentPassword,
+          newPassword,
+          requestId: request.id,
+        });
+        if (result.status === 'invalid') {
+          const key = result.field === 'currentPassword' ? 'pw-current' : 'pw-new';
+          return renderAccount(request, reply, auth, { errors: { [key]: result.message } }, 400);
+        }
+        setSessionCookie(ctx, reply, result.session.token, result.session.endsAt);
+        return done(reply, {
+          kind: 'success',
+          message: 'Your password has been changed. Your other devices were logged out.',
+        });
+      }
+      case 'change_email': {
+        const newEmail = field(body, 'newEmail');
+        const values = { newEmail };
+        const invalid = validateEmailChange(user, newEmail);
+        if (invalid) {
+          return renderAccount(
+            request,
+            reply,
+            auth,
+            { errors: { 'email-new': invalid.message }, values },
+            400,
+          );
+        }
+        const checks: Array<[LimitName, string]> = [
+          ...perUser,
+          ['emailChangePerAddress', normaliseEmail(newEmail)],
+        ];
+        if (await limited(request, reply, checks, '/account')) return reply;
+        const result = await requestEmailChange(ctx, user, {
+          newEmail,
+          password: field(body, 'password'),
+          currentSessionIdHash: session.idHash,
+          requestId: request.id,
+        });
+        if (result.status === 'invalid') {
+          const key = result.field === 'password' ? 'email-password' : 'email-new';
+          return renderAccount(
+            request,
+            reply,
+            auth,
+            { errors: { [key]: result.message }, values },
+            400,
+          );
+        }
+        setSessionCookie(ctx, reply, result.session.token, result.session.endsAt);
+        return done(reply, {
+          kind: 'success',
+          message: `We sent a link and a code to ${result.newEmail}. Your address changes once you confirm.`,
+        });
+      }
+      case 'confirm_email_code': {
+        const code = field(body, 'code').trim();
+        if (!/^\d{4}[\s-]?\d{4}$/.test(code)) {
+          const errors = { 'email-code': 'Enter the 8 digits of the code.' };
+          return renderAccount(request, reply, auth, { errors }, 400);
+        }
+        if (await limited(request, reply, [['verifyPerClient', request.ip]], '/account')) {
+          return reply;
+        }
+        const result = await confirmEmailChangeCode(ctx, user.id, code);
+        switch (result.status) {
+          case 'changed':
+          case 'already_changed':
+            return done(reply, {
+              kind: 'success',
+              message: `Your email address is now ${result.email}.`,
+            });
+          default: {
+            const message = {
+              taken:
+                'Another account started using this address before you confirmed, so your address stays as it is.',
+              expired: 'This code has expired. Ask for the change again to get a new one.',
+              too_many_attempts:
+                'Too many wrong codes. Use the link in the message, or ask for the change again.',
+              code_invalid: 'That code is not right. Check it and try again.',
+              invalid: 'That code is not right. Check it and try again.',
+            }[result.status];
+            return renderAccount(request, reply, auth, { errors: { 'email-code': message } }, 400);
+          }
+        }
+      }
+      case 'cancel_email_change':
+        await cancelEmailChange(ctx, user.id);
+        return done(reply, { kind: 'info', message: 'The change of address was cancelled.' });
+      case 'end_sessions':
+      case 'logout_everywhere': {
+        const selected = fields(body, 'session').filter((id) => /^[0-9a-f]{16}$/.test(id));
+        if (intent === 'end_sessions' && selected.length === 0) {
+          const errors = { 'sessions-select': 'Choose at least one session to log out.' };
+          return renderAccount(request, reply, auth, { errors }, 400);
+        }
+        if (await limited(request, reply, perUser, '/account')) return reply;
+        const result = await endSessions(
+          ctx,
+          user,
+          { idHash: session.idHash, publicId: publicSessionId(session.idHash) },
+          {
+            password: field(body, 'password'),
+            which: intent === 'end_sessions' ? selected : 'all',
+          },
+        );
+        if (result.status === 'invalid') {
+          const errors = { 'sessions-password': result.message };
+          return renderAccount(request, reply, auth, { errors }, 400);
+        }
+        if (result.includesCurrent) {
+          clearSessionCookie(ctx, reply);
+          const message =
+            intent === 'logout_everywhere'
+              ? 'You are logged out everywhere.'
+              : 'You are logged out of the sessions you chose, this one included.';
+          return done(reply, { kind: 'info', message }, '/login');
+        }
+        if (result.session) {
+          setSessionCookie(ctx, reply, result.session.token, result.session.endsAt);
+        }
+        return done(reply, {
+          kind: 'success',
+          message:
+            result.count === 1
+              ? 'One session was logged out.'
+              : `${result.count} sessions were logged out.`,
+        });
+      }
+      case 'delete_account': {
+        if (await limited(request, reply, perUser, '/account')) return reply;
+        const result = await deleteAccount(ctx, user, { password: field(body, 'password') });
+        if (result.status === 'invalid') {
+          const errors = { 'delete-password': result.message };
+          return renderAccount(request, reply, auth, { errors }, 400);
+        }
+        clearSessionCookie(ctx, reply);
+        return done(reply, { kind: 'info', message: 'Your account has been deleted.' }, '/');
+      }
+      default:
+        return sendPage(
+          reply,
+          <ErrorPage
+            ctx={await pageContext(ctx, request, reply)}
+            title="Request not accepted"
+            message="This form is not one the account page knows. Go back, reload the page and try again."
+          />,
+          400,
+        );
+    }
+  });
+
+  // A confirmation's page status for an email change.
+  function emailChangeStatus(status: EmailChangeResult['status']): number {
+    if (status === 'invalid') return 400;
+    if (status === 'expired') return 410;
+    return status === 'taken' ? 409 : 200;
+  }
+
+  // The link to the new address: GET shows a button, only the POST changes the address.
+  app.get<{ Params: { token: string } }>(
+    '/account/email/confirm/:token',
+    async (request, reply) => {
+      const page = await pageContext(ctx, request, reply);
+      const state = await checkEmailChangeLink(ctx, request.params.token);
+      if (state.status === 'valid') {
+        return sendPage(
+          reply,
+          <EmailChangeConfirmPage
+            ctx={page}
+            action={`/account/email/confirm/${request.params.token}`}
+            newEmail={state.newEmail}
+          />,
+        );
+      }
+      return sendPage(
+        reply,
+        <EmailChangeOutcomePage
+          ctx={page}
+          outcome={state.status}
+          email={'email' in state ? state.email : undefined}
+        />,
+        emailChangeStatus(state.status),
+      );
+    },
+  );
+
+  app.post<{ Params: { token: string } }>(
+    '/account/email/confirm/:token',
+    csrf,
+    async (request, reply) => {
+      if (await limited(request, reply, [['resetPerClient', request.ip]], '/account')) {
+        return reply;
+      }
+      const result = await confirmEmailChangeToken(ctx, request.params.token);
+      const page = await pageContext(ctx, request, reply);
+      return sendPage(
+        reply,
+        <EmailChangeOutcomePage
+          ctx={page}
+          outcome={result.status}
+          email={'email' in result ? result.email : undefined}
+        />,
+        emailChangeStatus(result.status),
+      );
+    },
+  );
+
+  // Password reset (SPEC §2): asking answers the same whether or not the address has an account.
+  app.get('/forgot', async (request, reply) =>
+    sendPage(reply, <ForgotPage ctx={await pageContext(ctx, request, reply)} />),
+  );
+
+  app.post('/forgot', csrf, async (request, reply) => {
+    const email = field(request.body, 'email');
+    if (!isValidEmail(email)) {
+      return sendPage(
+        reply,
+        <ForgotPage
+          ctx={await pageContext(ctx, request, reply)}
+          email={email}
+          error="Enter a valid email address, such as name@example.com."
+        />,
+        400,
+      );
+    }
+    if (await limited(request, reply, clientAndAddress('forgot', request.ip, email), '/forgot')) {
+      return reply;
+    }
+    await requestPasswordReset(ctx, email, request.id);
+    return sendPage(
+      reply,
+      <ForgotSentPage
+        ctx={await pageContext(ctx, request, reply)}
+        linkSeconds={ctx.config.ttl.resetLinkSeconds}
       />,
     );
+  });
+
+  // Opening the emailed link changes nothing: it shows the form for the new password.
+  app.get<{ Params: { token: string } }>('/reset/:token', async (request, reply) => {
+    const page = await pageContext(ctx, request, reply);
+    const status = await checkResetLink(ctx, request.params.token);
+    if (status === 'valid') {
+      return sendPage(
+        reply,
+        <ResetPage
+          ctx={page}
+          action={`/reset/${request.params.token}`}
+          minLength={ctx.config.passwordMinLength}
+        />,
+      );
+    }
+    return sendPage(
+      reply,
+      <ResetOutcomePage ctx={page} outcome={status} />,
+      status === 'invalid' ? 400 : 410,
+    );
+  });
+
+  app.post<{ Params: { token: string } }>('/reset/:token', csrf, async (request, reply) => {
+    if (await limited(request, reply, [['resetPerClient', request.ip]], '/forgot')) return reply;
+    // Who this browser was logged in as, before the reset ends that account's sessions.
+    const before = await getAuth(ctx, request);
+    const result = await resetPassword(ctx, {
+      token: request.params.token,
+      password: field(request.body, 'password'),
+      requestId: request.id,
+    });
+    const page = await pageContext(ctx, request, reply);
+    switch (result.status) {
+      case 'weak_password':
+        return sendPage(
+          reply,
+          <ResetPage
+            ctx={page}
+            action={`/reset/${request.params.token}`}
+            minLength={ctx.config.passwordMinLength}
+            error={result.message}
+          />,
+          400,
+        );
+      case 'reset': {
+        // Every session of the account has ended, this browser's too if it had one.
+        if (before.user?.id !== result.userId) {
+          return sendPage(reply, <ResetOutcomePage ctx={page} outcome="reset" />);
+        }
+        clearSessionCookie(ctx, reply);
+        return sendPage(reply, <ResetOutcomePage ctx={{ ...page, user: null }} outcome="reset" />);
+      }
+      default:
+        return sendPage(
+          reply,
+          <ResetOutcomePage ctx={page} outcome={result.status} />,
+          result.status === 'invalid' ? 400 : 410,
+        );
+    }
   });
 
   // Opening the emailed link changes nothing: it only shows a page whose button POSTs.

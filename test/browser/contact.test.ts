@@ -1,5 +1,5 @@
 // Browser end-to-end test of the verified contact form (§3): the real app on a real port, driven
-// by Debian's Chromium. Runs in the sqlite project only (test/browser is excluded from postgres).
+// by Debian's Chromium. Runs in the sqlite project only (test/browser is excluded from postgres and mariadb).
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BrowserApp, startBrowserApp } from '../support/browser.ts';

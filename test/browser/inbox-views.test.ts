@@ -18,7 +18,17 @@ const SCREENSHOT = process.env.UPDATE_SCREENSHOTS
   ? `${DOCS_IMAGES}inbox-message.png`
   : `${SCREENSHOTS}inbox-message.png`;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const TEMPLATES = ['verify-email', 'signup-existing', 'contact-verify', 'contact-delivery'];
+const TEMPLATES = [
+  'verify-email',
+  'signup-existing',
+  'contact-verify',
+  'contact-delivery',
+  'password-reset',
+  'password-changed',
+  'email-change-verify',
+  'email-change-notice',
+  'email-change-taken',
+];
 const WIDTH_LABELS = ['Phone (375 px)', 'Tablet (768 px)', 'Desktop'];
 const CHECK_LEVELS = ['Error', 'Warning', 'Note', 'Pass'];
 const PHONE = {

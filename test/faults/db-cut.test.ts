@@ -1,15 +1,25 @@
 // Issue 5: the database goes away under load (every connection cut, new ones refused) and comes
 // back. Requests answer 503 while it is gone, nothing that was accepted is lost, and the service
-// recovers without a restart. The cut is a TCP proxy between the app and PostgreSQL, so the
-// server other test files use is never stopped.
+// recovers without a restart. The cut is a TCP proxy between the app and the database server
+// (PostgreSQL or MariaDB), so the server other test files use is never stopped.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestRuntime } from '../support/runtime.ts';
 
 const PASSWORD = 'a long enough passphrase here';
-const upstream = new URL(
-  process.env.MAILPROOF_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
-);
+const database =
+  process.env.MAILPROOF_TEST_DB === 'mariadb'
+    ? {
+        variable: 'MAILPROOF_TEST_MARIADB_URL',
+        url: 'mysql://root@127.0.0.1:3306/test',
+        port: 3306,
+      }
+    : {
+        variable: 'MAILPROOF_TEST_POSTGRES_URL',
+        url: 'postgres://postgres@127.0.0.1:5432/test',
+        port: 5432,
+      };
+const upstream = new URL(process.env[database.variable] ?? database.url);
 
 interface Proxy {
   port: number;
@@ -25,7 +35,7 @@ async function startProxy(): Promise<Proxy> {
   const listen = () =>
     new Promise<void>((resolve, reject) => {
       server = createServer((client) => {
-        const backend = connect(Number(upstream.port || 5432), upstream.hostname);
+        const backend = connect(Number(upstream.port || database.port), upstream.hostname);
         for (const s of [client, backend]) {
           sockets.add(s);
           s.on('close', () => sockets.delete(s));
@@ -52,7 +62,8 @@ async function startProxy(): Promise<Proxy> {
   return { port, cut: stop, restore: listen, close: stop };
 }
 
-describe.runIf(process.env.MAILPROOF_TEST_DB === 'postgres')('database cut off under load', () => {
+const serverProject = ['postgres', 'mariadb'].includes(process.env.MAILPROOF_TEST_DB ?? '');
+describe.runIf(serverProject)('database cut off under load', () => {
   let proxy: Proxy;
   let rt: TestRuntime;
   beforeAll(async () => {
@@ -60,7 +71,7 @@ describe.runIf(process.env.MAILPROOF_TEST_DB === 'postgres')('database cut off u
     const viaProxy = new URL(upstream);
     viaProxy.port = String(proxy.port);
     viaProxy.hostname = '127.0.0.1';
-    process.env.MAILPROOF_TEST_POSTGRES_URL = viaProxy.toString();
+    process.env[database.variable] = viaProxy.toString();
     // Imported now, so the test runtime connects through the proxy.
     const { createTestRuntime } = await import('../support/runtime.ts');
     rt = await createTestRuntime({ env: { RATE_LIMITS: 'off' } });

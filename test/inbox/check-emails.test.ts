@@ -26,15 +26,26 @@ function checkEmails(args: string[], extraEnv: Record<string, string> = {}) {
 }
 
 // Only in one project: the command does not use the test database.
-describe.runIf(process.env.MAILPROOF_TEST_DB !== 'postgres')('npm run check:emails', () => {
+const inSqliteProject = (process.env.MAILPROOF_TEST_DB ?? 'sqlite') === 'sqlite';
+describe.runIf(inSqliteProject)('npm run check:emails', () => {
   it('passes every shipped template and says so', () => {
     const run = checkEmails([]);
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
-    for (const name of ['verify-email', 'signup-existing', 'contact-verify', 'contact-delivery']) {
+    for (const name of [
+      'verify-email',
+      'signup-existing',
+      'contact-verify',
+      'contact-delivery',
+      'password-reset',
+      'password-changed',
+      'email-change-verify',
+      'email-change-notice',
+      'email-change-taken',
+    ]) {
       expect(run.stdout).toMatch(new RegExp(`^ok {4}${name}: \\d+% of clients`, 'm'));
     }
-    expect(run.stdout).toContain('All 4 templates pass the checks.');
+    expect(run.stdout).toContain('All 9 templates pass the checks.');
   });
 
   it('fails on a template with a link to a page the app does not have, or unsupported CSS', () => {
@@ -45,7 +56,7 @@ describe.runIf(process.env.MAILPROOF_TEST_DB !== 'postgres')('npm run check:emai
     expect(run.stdout).toMatch(/^FAIL {2}unsupported-css:/m);
     expect(run.stdout).toMatch(/Unsupported: .*display:flex \([^)]*outlook\.windows/);
     expect(run.stdout).toMatch(/position \([^)]*gmail\.desktop-webmail/);
-    expect(run.stdout).toContain('2 of 6 templates fail the checks.');
+    expect(run.stdout).toContain('2 of 11 templates fail the checks.');
   });
 
   it('refuses to run without spamd in CI, and rejects unknown arguments', () => {

@@ -104,6 +104,11 @@ describe('message checks', () => {
       'signup-existing',
       'contact-verify',
       'contact-delivery',
+      'password-reset',
+      'password-changed',
+      'email-change-verify',
+      'email-change-notice',
+      'email-change-taken',
     ]);
     for (const t of templates) {
       expect(t.failures, t.name).toEqual([]);

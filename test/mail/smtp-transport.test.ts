@@ -1,12 +1,21 @@
-// §4 delivery: the outbox worker sends through a real SMTP server over a socket, retries
-// temporary failures with backoff, and dead-letters permanent ones.
+// §4 delivery: the outbox worker sends through a real SMTP server over a socket (plain, STARTTLS
+// or implicit TLS, with AUTH and DKIM), retries temporary failures with backoff, and
+// dead-letters permanent ones.
 
+import { execFileSync } from 'node:child_process';
+import { createHash, createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
 import { type ParsedMail, simpleParser } from 'mailparser';
+import pino, { type Logger } from 'pino';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Random } from '../../src/clock.ts';
+import { ConfigError, loadConfig, secretValues } from '../../src/config.ts';
 import type { OutboxRow } from '../../src/db/schema.ts';
 import {
   classifySmtpError,
@@ -662,5 +671,451 @@ describe('backoffMs', () => {
       expect(sample).toBeLessThan(8000);
     }
     expect(new Set(samples).size).toBeGreaterThan(50);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// TLS (STARTTLS and implicit), certificate verification with MAIL_CA_FILE, AUTH over TLS, DKIM.
+
+interface TlsFiles {
+  dir: string;
+  keyPem: string;
+  certPem: string;
+  caFile: string;
+}
+
+/** A self-signed certificate for 127.0.0.1 made with the openssl CLI, as a private relay has. */
+function selfSignedCertificate(): TlsFiles {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mailproof-tls-'));
+  const keyFile = path.join(dir, 'key.pem');
+  const caFile = path.join(dir, 'ca.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      caFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=smtp.mailproof.test',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'ignore' },
+  );
+  return {
+    dir,
+    keyPem: readFileSync(keyFile, 'utf8'),
+    certPem: readFileSync(caFile, 'utf8'),
+    caFile,
+  };
+}
+
+interface TlsSmtp {
+  port: number;
+  received: Array<{ raw: Buffer; secure: boolean; user: string | undefined }>;
+  auths: Array<{ username?: string; secure: boolean }>;
+  close(): Promise<void>;
+}
+
+/** A real SMTP server with TLS that refuses AUTH and mail on a plain connection. */
+async function startTlsSmtp(
+  tls: TlsFiles,
+  options: { implicit: boolean; offerStartTls?: boolean },
+): Promise<TlsSmtp> {
+  const received: TlsSmtp['received'] = [];
+  const auths: TlsSmtp['auths'] = [];
+  const server = new SMTPServer({
+    name: 'tls-provider.test',
+    secure: options.implicit,
+    key: tls.keyPem,
+    cert: tls.certPem,
+    authMethods: ['PLAIN', 'LOGIN'],
+    allowInsecureAuth: false,
+    disabledCommands: options.offerStartTls === false ? ['STARTTLS'] : [],
+    disableReverseLookup: true,
+    logger: false,
+    closeTimeout: 500,
+    onAuth(auth, session, callback) {
+      auths.push({ username: auth.username, secure: session.secure });
+      if (auth.username === SMTP_USER && auth.password === SMTP_PASS) {
+        return callback(null, { user: auth.username });
+      }
+      callback(smtpError(535, 'Authentication credentials invalid'));
+    },
+    onMailFrom(_address, session, callback) {
+      if (!session.secure) return callback(smtpError(530, 'Must issue a STARTTLS command first'));
+      if (!session.user) return callback(smtpError(530, 'Authentication required'));
+      callback();
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        received.push({ raw: Buffer.concat(chunks), secure: session.secure, user: session.user });
+        callback();
+      });
+    },
+  });
+  // A client that gives up on our certificate makes the server report the closed handshake.
+  server.on('error', () => {});
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    port: (server.server.address() as AddressInfo).port,
+    received,
+    auths,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+function tlsEnv(port: number, extra: Record<string, string>): Record<string, string> {
+  return {
+    MAIL_SERVER: '127.0.0.1',
+    MAIL_PORT: String(port),
+    MAIL_USERNAME: SMTP_USER,
+    MAIL_PASSWORD: SMTP_PASS,
+    MAIL_DEFAULT_SENDER: SENDER,
+    ...extra,
+  };
+}
+
+/** A logger whose JSON lines the test can read. */
+function memoryLogger(): { log: Logger; lines: () => Array<Record<string, unknown>> } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, callback) {
+      chunks.push(chunk.toString());
+      callback();
+    },
+  });
+  return {
+    log: pino({ level: 'info' }, stream),
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+describe('SMTP over TLS with certificate verification', () => {
+  let tls: TlsFiles;
+
+  beforeAll(() => {
+    tls = selfSignedCertificate();
+  });
+
+  afterAll(() => {
+    rmSync(tls.dir, { recursive: true, force: true });
+  });
+
+  for (const mode of ['STARTTLS', 'implicit TLS'] as const) {
+    const implicit = mode === 'implicit TLS';
+    const tlsSetting: Record<string, string> = implicit
+      ? { MAIL_USE_SSL: 'true' }
+      : { MAIL_USE_TLS: 'true' };
+
+    it(`${mode}: trusts the server through MAIL_CA_FILE, authenticates over TLS and delivers`, async () => {
+      const smtp = await startTlsSmtp(tls, { implicit });
+      const rt = await createTestRuntime({
+        env: tlsEnv(smtp.port, { ...tlsSetting, MAIL_CA_FILE: tls.caFile }),
+      });
+      try {
+        const email = `tls-ok-${implicit ? 'ssl' : 'starttls'}@example.com`;
+        await signUp(rt, email);
+        const sent = await waitForRow(rt, email, (row) => row.status === 'sent');
+        expect(sent.attempts).toBe(1);
+        expect(smtp.received).toHaveLength(1);
+        expect(smtp.received[0]?.secure).toBe(true);
+        expect(smtp.received[0]?.user).toBe(SMTP_USER);
+        expect(smtp.auths.length).toBeGreaterThan(0);
+        expect(smtp.auths.every((a) => a.secure && a.username === SMTP_USER)).toBe(true);
+      } finally {
+        await rt.close();
+        await smtp.close();
+      }
+    });
+
+    it(`${mode}: without the CA the certificate is refused; the message stays queued and the log says why`, async () => {
+      const smtp = await startTlsSmtp(tls, { implicit });
+      const { log, lines } = memoryLogger();
+      const rt = await createTestRuntime({ env: tlsEnv(smtp.port, tlsSetting), log });
+      try {
+        const email = `tls-untrusted-${implicit ? 'ssl' : 'starttls'}@example.com`;
+        await signUp(rt, email);
+        const failed = await waitForRow(rt, email, settled);
+        // A configuration problem, not the message's: retried, so nothing is lost once fixed.
+        expect(failed.status).toBe('pending');
+        expect(failed.payload).not.toBeNull();
+        expect(failed.last_error).toMatch(/^TLS certificate of the mail server not trusted/);
+        expect(failed.last_error).toContain('DEPTH_ZERO_SELF_SIGNED_CERT');
+        expect(failed.last_error).toContain('MAIL_CA_FILE');
+        expect(smtp.received).toHaveLength(0);
+        // No credentials went over a connection whose server could not be verified.
+        expect(smtp.auths).toHaveLength(0);
+        const logged = lines().find((l) => l.outboxId === failed.id);
+        expect(logged?.level).toBe(50);
+        expect(logged?.msg).toMatch(/certificate problem/);
+        expect(JSON.stringify(lines())).not.toContain(email);
+      } finally {
+        await rt.close();
+        await smtp.close();
+      }
+    });
+  }
+
+  it('STARTTLS required but not offered: retried, never sent in clear', async () => {
+    const smtp = await startTlsSmtp(tls, { implicit: false, offerStartTls: false });
+    const rt = await createTestRuntime({
+      env: tlsEnv(smtp.port, { MAIL_USE_TLS: 'true', MAIL_CA_FILE: tls.caFile }),
+    });
+    try {
+      const email = 'tls-not-offered@example.com';
+      await signUp(rt, email);
+      const failed = await waitForRow(rt, email, settled);
+      expect(failed.status).toBe('pending');
+      expect(failed.last_error).toMatch(/^ETLS/);
+      expect(smtp.auths).toHaveLength(0);
+      expect(smtp.received).toHaveLength(0);
+    } finally {
+      await rt.close();
+      await smtp.close();
+    }
+  });
+
+  it('wrong credentials (535) are a configuration problem: retried, not dead-lettered', async () => {
+    const smtp = await startTlsSmtp(tls, { implicit: false });
+    const rt = await createTestRuntime({
+      env: tlsEnv(smtp.port, {
+        MAIL_USE_TLS: 'true',
+        MAIL_CA_FILE: tls.caFile,
+        MAIL_PASSWORD: 'not the password',
+      }),
+    });
+    try {
+      const email = 'tls-bad-auth@example.com';
+      await signUp(rt, email);
+      const failed = await waitForRow(rt, email, settled);
+      expect(failed.status).toBe('pending');
+      expect(failed.last_error).toMatch(/^EAUTH 535/);
+      expect(failed.last_error).not.toContain('not the password');
+    } finally {
+      await rt.close();
+      await smtp.close();
+    }
+  });
+});
+
+// A DKIM verifier (RFC 6376, relaxed/relaxed, rsa-sha256), written here from the RFC so the
+// signature is checked by code that shares nothing with nodemailer's signer.
+
+function relaxedBody(body: string): string {
+  const lines = body.split('\r\n').map((line) => line.replace(/[ \t]+/g, ' ').replace(/ $/, ''));
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  return lines.length === 0 ? '' : `${lines.join('\r\n')}\r\n`;
+}
+
+function relaxedHeader(field: string): string {
+  const colon = field.indexOf(':');
+  const name = field.slice(0, colon).trim().toLowerCase();
+  const value = field
+    .slice(colon + 1)
+    .replace(/\r\n/g, '')
+    .replace(/[ \t]+/g, ' ')
+    .trim();
+  return `${name}:${value}`;
+}
+
+function dkimTags(field: string): Map<string, string> {
+  const value = field.slice(field.indexOf(':') + 1).replace(/\r\n/g, '');
+  const tags = new Map<string, string>();
+  for (const part of value.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) tags.set(part.slice(0, eq).trim(), part.slice(eq + 1).replace(/\s+/g, ''));
+  }
+  return tags;
+}
+
+/** Verifies the message's DKIM-Signature against `dnsRecord` (the selector's TXT record). */
+function verifyDkim(raw: string, dnsRecord: string): { ok: boolean; tags: Map<string, string> } {
+  const split = raw.indexOf('\r\n\r\n');
+  const head = raw.slice(0, split + 2);
+  const body = raw.slice(split + 4);
+  const fields = head.split(/\r\n(?![ \t])/).filter(Boolean);
+  const signatureField = fields.find((f) => /^dkim-signature:/i.test(f));
+  if (!signatureField) throw new Error('no DKIM-Signature header');
+  const tags = dkimTags(signatureField);
+  const bodyHash = createHash('sha256').update(relaxedBody(body), 'utf8').digest('base64');
+  if (bodyHash !== tags.get('bh')) return { ok: false, tags };
+
+  // Each name in h= takes the last not-yet-used field of that name (RFC 6376 §5.4.2).
+  const remaining = fields.filter((f) => f !== signatureField);
+  const signed: string[] = [];
+  for (const name of (tags.get('h') ?? '').split(':')) {
+    const index = remaining.findLastIndex((f) =>
+      relaxedHeader(f).startsWith(`${name.toLowerCase()}:`),
+    );
+    if (index === -1) continue;
+    signed.push(`${relaxedHeader(remaining[index] as string)}\r\n`);
+    remaining.splice(index, 1);
+  }
+  const unsignedSignature = relaxedHeader(signatureField).replace(/(^|;)(\s*)b=[^;]*/, '$1$2b=');
+  const data = signed.join('') + unsignedSignature;
+
+  const publicKeyBase64 = /(?:^|;)\s*p=([^;]+)/.exec(dnsRecord)?.[1]?.replace(/\s+/g, '') ?? '';
+  const publicKey = createPublicKey({
+    key: Buffer.from(publicKeyBase64, 'base64'),
+    format: 'der',
+    type: 'spki',
+  });
+  const ok = verify(
+    'RSA-SHA256',
+    Buffer.from(data, 'utf8'),
+    publicKey,
+    Buffer.from(tags.get('b') ?? '', 'base64'),
+  );
+  return { ok, tags };
+}
+
+describe('DKIM signing', () => {
+  it('signs every message with DKIM_DOMAIN and DKIM_SELECTOR; the signature verifies against the published key', async () => {
+    const smtp = await startFakeSmtp();
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const keyDir = mkdtempSync(path.join(tmpdir(), 'mailproof-dkim-'));
+    const keyFile = path.join(keyDir, 'dkim.pem');
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    // What the deployer publishes at mail2026._domainkey.mailproof.test.
+    const dnsRecord = `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
+    const rt = await createTestRuntime({
+      env: {
+        MAIL_SERVER: '127.0.0.1',
+        MAIL_PORT: String(smtp.port),
+        MAIL_USERNAME: SMTP_USER,
+        MAIL_PASSWORD: SMTP_PASS,
+        MAIL_DEFAULT_SENDER: SENDER,
+        DKIM_DOMAIN: 'mailproof.test',
+        DKIM_SELECTOR: 'mail2026',
+        DKIM_PRIVATE_KEY: keyFile,
+      },
+    });
+    try {
+      const email = 'dkim@example.com';
+      await signUp(rt, email);
+      await waitForRow(rt, email, (row) => row.status === 'sent');
+      const received = smtp.received.find((r) => r.rcptTo.includes(email));
+      if (!received) throw new Error('the message did not arrive');
+      const raw = received.raw.toString('utf8');
+      expect(raw).toMatch(/^DKIM-Signature: /m);
+
+      const { ok, tags } = verifyDkim(raw, dnsRecord);
+      expect(tags.get('v')).toBe('1');
+      expect(tags.get('a')).toBe('rsa-sha256');
+      expect(tags.get('c')).toBe('relaxed/relaxed');
+      expect(tags.get('d')).toBe('mailproof.test');
+      expect(tags.get('s')).toBe('mail2026');
+      const signedHeaders = (tags.get('h') ?? '').toLowerCase().split(':');
+      for (const name of ['from', 'to', 'subject', 'date', 'message-id']) {
+        expect(signedHeaders).toContain(name);
+      }
+      expect(ok).toBe(true);
+
+      // The verifier is not a rubber stamp: a changed body or subject, or another key, fails.
+      expect(verifyDkim(raw.replace('Confirm', 'Conf1rm'), dnsRecord).ok).toBe(false);
+      const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+      const otherRecord = `v=DKIM1; k=rsa; p=${otherKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
+      expect(verifyDkim(raw, otherRecord).ok).toBe(false);
+    } finally {
+      await rt.close();
+      await smtp.close();
+      rmSync(keyDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('TLS and DKIM settings', () => {
+  const base = { NODE_ENV: 'test', BASE_URL: 'http://mailproof.test' };
+  const load = (env: Record<string, string>) =>
+    loadConfig({ dotenvPath: false, env: { ...base, ...env } });
+  const pem = generateKeyPairSync('rsa', { modulusLength: 1024 })
+    .privateKey.export({ type: 'pkcs8', format: 'pem' })
+    .toString();
+  const dkim = { DKIM_DOMAIN: 'mailproof.test', DKIM_SELECTOR: 's1', DKIM_PRIVATE_KEY: pem };
+
+  it('MAIL_CA_FILE that cannot be read stops start-up naming the variable', () => {
+    expect(() => load({ MAIL_USE_TLS: 'true', MAIL_CA_FILE: '/nonexistent/ca.pem' })).toThrow(
+      new ConfigError('MAIL_CA_FILE cannot be read: "/nonexistent/ca.pem" (ENOENT)'),
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), 'mailproof-ca-'));
+    try {
+      writeFileSync(path.join(dir, 'not-a-cert.pem'), 'hello');
+      expect(() =>
+        load({ MAIL_USE_SSL: 'true', MAIL_CA_FILE: path.join(dir, 'not-a-cert.pem') }),
+      ).toThrow(/^MAIL_CA_FILE must be a PEM file/);
+      // A CA for a connection that would not use TLS is a mistake worth stopping for.
+      expect(() => load({ MAIL_CA_FILE: path.join(dir, 'not-a-cert.pem') })).toThrow(
+        /^MAIL_CA_FILE is set but the connection would not use TLS/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('DKIM needs all three settings or none', () => {
+    expect(load({}).mail.dkim).toBeNull();
+    expect(load(dkim).mail.dkim).toEqual({
+      domain: 'mailproof.test',
+      selector: 's1',
+      privateKey: pem.trim(),
+    });
+    expect(() => load({ DKIM_DOMAIN: 'mailproof.test' })).toThrow(
+      /^DKIM_SELECTOR and DKIM_PRIVATE_KEY must be set too/,
+    );
+    expect(() => load({ DKIM_DOMAIN: 'mailproof.test', DKIM_SELECTOR: 's1' })).toThrow(
+      /^DKIM_PRIVATE_KEY must be set too/,
+    );
+  });
+
+  it('accepts the key as PEM text with \\n escapes, and refuses a bad key without quoting it', () => {
+    const escaped = pem.trim().replace(/\n/g, '\\n');
+    expect(load({ ...dkim, DKIM_PRIVATE_KEY: escaped }).mail.dkim?.privateKey).toBe(pem.trim());
+    const bad = '-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----';
+    expect(() => load({ ...dkim, DKIM_PRIVATE_KEY: bad })).toThrow(
+      new ConfigError('DKIM_PRIVATE_KEY is not a PEM private key'),
+    );
+    // A value that is neither PEM nor a readable file may be a mangled secret: never echoed.
+    let message = '';
+    try {
+      load({ ...dkim, DKIM_PRIVATE_KEY: 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe('DKIM_PRIVATE_KEY cannot be read: the file it names (ENOENT)');
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
+    expect(() => load({ ...dkim, DKIM_PRIVATE_KEY: ec })).toThrow(/must be an RSA private key/);
+  });
+
+  it('DKIM_DOMAIN must align with the sender (DMARC) and be a domain; the selector a DNS label', () => {
+    expect(() => load({ ...dkim, MAIL_DEFAULT_SENDER: 'Site <hi@other.example>' })).toThrow(
+      /^DKIM_DOMAIN must be the domain of MAIL_DEFAULT_SENDER \(other\.example\)/,
+    );
+    expect(
+      load({ ...dkim, MAIL_DEFAULT_SENDER: 'Site <hi@mail.mailproof.test>' }).mail.dkim?.domain,
+    ).toBe('mailproof.test');
+    expect(() => load({ ...dkim, DKIM_DOMAIN: 'not a domain' })).toThrow(/^DKIM_DOMAIN must be/);
+    expect(() => load({ ...dkim, DKIM_SELECTOR: 'bad selector' })).toThrow(/^DKIM_SELECTOR must/);
+  });
+
+  it('the private key is one of the values kept out of logs', () => {
+    expect(secretValues(load(dkim))).toContain(pem.trim());
   });
 });

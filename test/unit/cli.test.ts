@@ -142,9 +142,10 @@ describe('mailproof CLI (SQLite)', () => {
       expect(banner).toContain(`Inbox:       http://localhost:${port}/_inbox`);
       const base = `http://127.0.0.1:${port}`;
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
-      expect(await (await fetch(`${base}/readyz`)).json()).toEqual({
+      expect(await (await fetch(`${base}/readyz`)).json()).toMatchObject({
         status: 'ready',
         database: 'ok',
+        worker: { inProcess: true },
       });
       const signup = await fetch(`${base}/api/signup`, {
         method: 'POST',

@@ -70,7 +70,12 @@ describe('loadConfig defaults', () => {
       signupLinkSeconds: 3600,
       codeSeconds: 600,
       sessionSeconds: 30 * 86400,
+      sessionMaxAgeSeconds: 30 * 86400,
+      resetLinkSeconds: 30 * 60,
+      emailChangeLinkSeconds: 3600,
     });
+    expect(config.rateLimits.forgotPerAddress).toEqual({ points: 3, durationSeconds: 3600 });
+    expect(config.rateLimits.accountPerUser).toEqual({ points: 10, durationSeconds: 900 });
     expect(config.codeMaxAttempts).toBe(5);
     expect(config.rateLimits.enabled).toBe(true);
     expect(config.rateLimits.resendPerAddress).toEqual({ points: 1, durationSeconds: 60 });
@@ -158,6 +163,10 @@ describe('loadConfig refuses bad values with a message naming the variable', () 
     expect(load({ DATABASE_URL: 'sqlite:/tmp/x.db' }).databaseUrl).toBe('sqlite:/tmp/x.db');
     expect(load({ DATABASE_URL: 'postgres://u@h/db' }).databaseUrl).toBe('postgres://u@h/db');
     expect(load({ DATABASE_URL: 'postgresql://u@h/db' }).databaseUrl).toBe('postgresql://u@h/db');
+    expect(load({ DATABASE_URL: 'mysql://u:p@h:3306/db' }).databaseUrl).toBe(
+      'mysql://u:p@h:3306/db',
+    );
+    expect(load({ DATABASE_URL: 'mariadb://u@h/db' }).databaseUrl).toBe('mariadb://u@h/db');
   });
 
   it('refuses MAIL_USE_TLS and MAIL_USE_SSL both true, in any environment', () => {

@@ -1,7 +1,12 @@
 import type { VNode } from 'preact';
 import { contactDelivery } from './contact-delivery.tsx';
 import { contactVerify } from './contact-verify.tsx';
+import { emailChangeNotice } from './email-change-notice.tsx';
+import { emailChangeTaken } from './email-change-taken.tsx';
+import { emailChangeVerify } from './email-change-verify.tsx';
 import type { Branding } from './layout.tsx';
+import { passwordChanged } from './password-changed.tsx';
+import { passwordReset } from './password-reset.tsx';
 import { signupExisting } from './signup-existing.tsx';
 import { verifyEmail } from './verify-email.tsx';
 
@@ -20,6 +25,11 @@ export const templates = {
   'signup-existing': signupExisting,
   'contact-verify': contactVerify,
   'contact-delivery': contactDelivery,
+  'password-reset': passwordReset,
+  'password-changed': passwordChanged,
+  'email-change-verify': emailChangeVerify,
+  'email-change-notice': emailChangeNotice,
+  'email-change-taken': emailChangeTaken,
   // biome-ignore lint/suspicious/noExplicitAny: each template has its own data type
 } satisfies Record<string, EmailTemplate<any>>;
 

@@ -100,6 +100,8 @@ export function Csrf(props: { token: string }) {
 
 export function Field(props: {
   name: string;
+  /** The element's id; `field-<name>` unless a page has two forms with fields of one name. */
+  id?: string;
   label: string;
   type?: string;
   value?: string;
@@ -115,7 +117,7 @@ export function Field(props: {
   /** An error shown elsewhere (e.g. one message for a whole form) that also concerns this field. */
   invalidBy?: string;
 }) {
-  const id = `field-${props.name}`;
+  const id = props.id ?? `field-${props.name}`;
   const describedBy = [
     props.hint ? `${id}-hint` : null,
     props.error ? `${id}-error` : null,

@@ -154,7 +154,8 @@ export function LoginPage(props: {
           </button>
         </form>
         <p class="alt">
-          New here? <a href="/signup">Create an account</a>
+          <a href="/forgot">Forgot your password?</a> New here?{' '}
+          <a href="/signup">Create an account</a>
         </p>
       </Card>
     </Layout>
@@ -362,53 +363,6 @@ export function ResendSentPage(props: { ctx: PageContext }) {
         <a class="button" href="/verify">
           Enter the code
         </a>
-      </Card>
-    </Layout>
-  );
-}
-
-export function AccountPage(props: { ctx: PageContext; email: string; verified: boolean }) {
-  return (
-    <Layout ctx={props.ctx} title="Your account">
-      <Card title="Your account">
-        {props.verified ? null : (
-          <div class="banner" role="status">
-            <p>
-              <strong>Please confirm your email address.</strong> We sent a link and a code to{' '}
-              {props.email}.
-            </p>
-            <div class="actions">
-              <form method="post" action="/verify/resend" class="inline">
-                <Csrf token={props.ctx.csrfToken} />
-                <input type="hidden" name="email" value={props.email} />
-                <button type="submit" class="button">
-                  Send a new link
-                </button>
-              </form>
-              <a class="button secondary" href={`/verify?email=${encodeURIComponent(props.email)}`}>
-                Enter the code
-              </a>
-            </div>
-          </div>
-        )}
-        <dl class="details">
-          <dt>Email</dt>
-          <dd>{props.email}</dd>
-          <dt>Status</dt>
-          <dd>
-            {props.verified ? (
-              <span class="badge ok">Confirmed</span>
-            ) : (
-              <span class="badge warn">Waiting for confirmation</span>
-            )}
-          </dd>
-        </dl>
-        <form method="post" action="/logout">
-          <Csrf token={props.ctx.csrfToken} />
-          <button type="submit" class="button secondary">
-            Log out
-          </button>
-        </form>
       </Card>
     </Layout>
   );

@@ -1,0 +1,99 @@
+// What differs between SQLite, PostgreSQL and MySQL/MariaDB, decided in one place. The domain
+// writes one query; these helpers pick the dialect's form of the few statements that differ.
+import {
+  type DialectAdapter,
+  type InsertQueryBuilder,
+  type InsertResult,
+  MysqlAdapter,
+  PostgresAdapter,
+  type SelectQueryBuilder,
+  type UpdateObject,
+} from 'kysely';
+
+export type DialectName = 'sqlite' | 'postgres' | 'mysql';
+
+/** A Kysely instance or a transaction (of any database type). */
+interface Executor {
+  getExecutor(): { readonly adapter: DialectAdapter };
+}
+
+export function dialectOf(db: Executor): DialectName {
+  const { adapter } = db.getExecutor();
+  if (adapter instanceof MysqlAdapter) return 'mysql';
+  if (adapter instanceof PostgresAdapter) return 'postgres';
+  return 'sqlite';
+}
+
+const DUPLICATE_KEY_CODES = new Set([
+  'ER_DUP_ENTRY', // MySQL: undoes the statement, not the transaction
+  '23505', // PostgreSQL unique_violation: the transaction can only roll back
+  'SQLITE_CONSTRAINT_UNIQUE',
+  'SQLITE_CONSTRAINT_PRIMARYKEY',
+]);
+
+/** A unique key (or primary key) is taken, in any of the three databases. */
+export function isDuplicateKeyError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DUPLICATE_KEY_CODES.has(code);
+}
+
+/**
+ * Inserts the row unless `uniqueColumn` already holds its value; true when it went in. SQLite and
+ * PostgreSQL say ON CONFLICT DO NOTHING; MySQL has no such clause (and INSERT IGNORE would also
+ * swallow truncation and foreign-key errors), so there the duplicate-key error is the answer.
+ */
+export async function insertUnlessTaken<DB, TB extends keyof DB & string>(
+  db: Executor,
+  insert: InsertQueryBuilder<DB, TB, InsertResult>,
+  uniqueColumn: keyof DB[TB] & string,
+): Promise<boolean> {
+  if (dialectOf(db) === 'mysql') {
+    try {
+      await insert.execute();
+      return true;
+    } catch (error) {
+      if (isDuplicateKeyError(error)) return false;
+      throw error;
+    }
+  }
+  const result = await insert
+    // biome-ignore lint/suspicious/noExplicitAny: Kysely cannot narrow a generic table's columns
+    .onConflict((oc) => oc.column(uniqueColumn as any).doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0) === 1;
+}
+
+/**
+ * Inserts the row, or updates the one holding its unique key with `update`: ON CONFLICT (columns)
+ * DO UPDATE on SQLite and PostgreSQL, ON DUPLICATE KEY UPDATE on MySQL. MySQL's form fires on any
+ * unique key of the table, so the other unique columns must be ones that never collide (random ids
+ * and token hashes).
+ */
+export function upsert<DB, TB extends keyof DB & string>(
+  db: Executor,
+  insert: InsertQueryBuilder<DB, TB, InsertResult>,
+  uniqueColumns: ReadonlyArray<keyof DB[TB] & string>,
+  update: UpdateObject<DB, TB>,
+): InsertQueryBuilder<DB, TB, InsertResult> {
+  if (dialectOf(db) === 'mysql') return insert.onDuplicateKeyUpdate(update);
+  return insert.onConflict((oc) =>
+    // biome-ignore lint/suspicious/noExplicitAny: Kysely cannot narrow a generic table's columns
+    oc.columns(uniqueColumns as any).doUpdateSet(update as any),
+  );
+}
+
+/**
+ * Locks the selected rows until the transaction ends (SELECT … FOR UPDATE) where the database has
+ * row locks. SQLite has none and needs none: a process's transactions take turns on its one
+ * connection, and another process writing in between makes the later write fail, not act on a
+ * stale read.
+ */
+export function lockForUpdate<DB, TB extends keyof DB, O>(
+  db: Executor,
+  query: SelectQueryBuilder<DB, TB, O>,
+  options: { skipLocked?: boolean } = {},
+): SelectQueryBuilder<DB, TB, O> {
+  if (dialectOf(db) === 'sqlite') return query;
+  const locked = query.forUpdate();
+  return options.skipLocked ? locked.skipLocked() : locked;
+}
