@@ -34,6 +34,8 @@ export interface Config {
     password: string | null;
     defaultSender: string;
     maxAttempts: number;
+    /** How long the SMTP server may go silent (greeting, any reply) before the send fails and is retried. */
+    timeoutSeconds: number;
     /** PEM of a CA to trust for MAIL_SERVER's certificate besides the system's (MAIL_CA_FILE). */
     caPem: string | null;
     /** Signs every outgoing message when DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY are set. */
@@ -282,6 +284,7 @@ function buildConfig(read: EnvReader): Config {
       password: read.optional('MAIL_PASSWORD'),
       defaultSender,
       maxAttempts: read.int('MAIL_MAX_ATTEMPTS', 8, 1, 100),
+      timeoutSeconds: read.duration('MAIL_TIMEOUT', 30),
       caPem: readMailCa(read, useTls || useSsl),
       dkim: readDkim(read, defaultSender),
     },

@@ -122,9 +122,9 @@ export function smtpOptions(config: SmtpSettings): SMTPPool.Options {
           privateKey: config.dkim.privateKey,
         }
       : undefined,
-    connectionTimeout: 10_000,
-    greetingTimeout: 10_000,
-    socketTimeout: 30_000,
+    connectionTimeout: Math.min(10, config.timeoutSeconds) * 1000,
+    greetingTimeout: Math.min(10, config.timeoutSeconds) * 1000,
+    socketTimeout: config.timeoutSeconds * 1000,
   };
 }
 
