@@ -1,11 +1,12 @@
 // `npm run bench`: Mailproof's throughput and latency, each beside a ceiling measured in the same
 // run on the same machine, so the ratio means something on a noisy machine. See docs/performance.md.
 //
-//   npm run bench                    # the full run (about 3 minutes)
+//   npm run bench                    # the full run (about 3 minutes, plus ~3.5 for drain and multi)
 //   npm run bench -- --rounds 5      # more bare/confirm pairs (default 3; the best of each counts;
 //                                    # the contact phase runs one pair fewer of each of its two)
 //   npm run bench -- --profile       # also write a CPU profile of the server to bench/out/profile
-//   npm run bench -- --only confirm  # one phase (confirm, signup, inbox or contact); repeatable
+//   npm run bench -- --only confirm  # one phase (confirm, signup, inbox, contact, drain or
+//                                    # multi); repeatable
 //   npm run bench -- --keep          # keep the temporary data directory
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -20,6 +21,7 @@ import { openInboxStore } from '../src/inbox/store.ts';
 import { outboxCounts } from '../src/mail/outbox.ts';
 import { renderEmail } from '../src/mail/render.ts';
 import { composeMime } from '../src/mail/transport.ts';
+import { drainPhase, multiPhase, type PhaseContext } from './drain.ts';
 import {
   type ContactTotals,
   contactMessage,
@@ -74,7 +76,9 @@ const TARGETS = {
   inboxP50Ms: 20,
 };
 
-const PHASES = ['confirm', 'signup', 'inbox', 'contact'] as const;
+const PHASES = ['confirm', 'signup', 'inbox', 'contact', 'drain', 'multi'] as const;
+/** The phases that use the one `mailproof start` server; drain and multi start their own. */
+const SERVER_PHASES: readonly Phase[] = ['confirm', 'signup', 'inbox', 'contact'];
 type Phase = (typeof PHASES)[number];
 
 const { values: flags } = parseArgs({
@@ -131,6 +135,48 @@ async function main(): Promise<number> {
   const dataDir = path.join(tmpDir, 'data');
   log(`run ${runId}: ${cores} cores, phases ${[...phases].join(', ')}, data in ${dataDir}`);
 
+  const profileDir = path.join(OUT, 'profile');
+  if (flags.profile) mkdirSync(profileDir, { recursive: true });
+  const rows: Row[] = [];
+  const results: Record<string, unknown> = {};
+  // drain and multi start (and stop) processes of their own, before the shared server starts.
+  const phaseContext: PhaseContext = {
+    root: ROOT,
+    out: OUT,
+    tmpDir,
+    runId,
+    cores,
+    lua: LUA,
+    children,
+    profileDir: flags.profile ? profileDir : null,
+    log,
+  };
+  try {
+    if (phases.has('drain')) {
+      const drain = await drainPhase(phaseContext);
+      rows.push(...drain.rows);
+      results.drain = drain.data;
+    }
+    if (phases.has('multi')) {
+      const multi = await multiPhase(phaseContext);
+      rows.push(...multi.rows);
+      results.multi = multi.data;
+    }
+  } finally {
+    await stopChildren();
+  }
+  if (SERVER_PHASES.some((p) => phases.has(p))) await serverPhases(runId, cores, rows, results);
+  return report(started, codeAtStart, cores, runId, rows, results);
+}
+
+/** The phases that share one `mailproof start` server (and the bare server). */
+async function serverPhases(
+  runId: string,
+  cores: number,
+  rows: Row[],
+  results: Record<string, unknown>,
+): Promise<void> {
+  const dataDir = path.join(tmpDir, 'data');
   // The servers, each in its own process.
   const [port, smtpPort, barePort] = await Promise.all([freePort(), freePort(), freePort()]);
   const base = `http://127.0.0.1:${port}`;
@@ -151,7 +197,6 @@ async function main(): Promise<number> {
   };
   const config = loadConfig({ env: serverEnv, dotenvPath: false });
   const profileDir = path.join(OUT, 'profile');
-  if (flags.profile) mkdirSync(profileDir, { recursive: true });
   const server = startChild(
     'mailproof server',
     process.execPath,
@@ -217,8 +262,6 @@ async function main(): Promise<number> {
     },
   };
 
-  const rows: Row[] = [];
-  const results: Record<string, unknown> = {};
   try {
     if (phases.has('signup')) {
       const signup = await signupPhase(bench);
@@ -244,7 +287,16 @@ async function main(): Promise<number> {
     await db.close();
     await stopChildren();
   }
+}
 
+async function report(
+  started: number,
+  codeAtStart: GitState | null,
+  cores: number,
+  runId: string,
+  rows: Row[],
+  results: Record<string, unknown>,
+): Promise<number> {
   const table = markdownTable(rows);
   const allPass = rows.every((r) => r.pass !== false);
   const machine = `${cores} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()}`;
