@@ -83,23 +83,37 @@ export function createRateLimits(
   const make = () => {
     limiters = new Map();
     pending = [];
-    for (const [name, rule] of rules) {
-      const base = {
-        keyPrefix: `${name}:${generation}`,
-        points: rule.points,
-        duration: rule.durationSeconds,
-      };
-      if (store.kind === 'memory') {
-        limiters.set(name, new RateLimiterMemory(base));
-        continue;
-      }
-      let created!: (error?: unknown) => void;
-      const done = new Promise<void>((resolve, reject) => {
-        created = (error?: unknown) => (error ? reject(error) : resolve());
-      });
-      pending.push(done);
-      limiters.set(name, storeLimiter(store, base, created));
+    const bases = rules.map(
+      ([name, rule]) =>
+        [
+          name,
+          {
+            keyPrefix: `${name}:${generation}`,
+            points: rule.points,
+            duration: rule.durationSeconds,
+          },
+        ] as const,
+    );
+    if (store.kind === 'memory') {
+      for (const [name, base] of bases) limiters.set(name, new RateLimiterMemory(base));
+      return;
     }
+    // The shared table is made once, by a first limiter (retried: another instance may be making
+    // it at the same moment, and PostgreSQL's CREATE TABLE IF NOT EXISTS can then fail); the
+    // limiters in use are told it exists. If it cannot be made, they run anyway and the
+    // in-memory insurance limiter stands in until the database answers.
+    const first = bases[0];
+    const done = (first ? makeTable(store, first[1]) : Promise.resolve()).finally(() => {
+      for (const [name, base] of bases)
+        limiters.set(
+          name,
+          storeLimiter(store, base, () => {}, true),
+        );
+    });
+    // Observed here, not only by ready(): a table still being made when the runtime closes
+    // (after reset(), say) fails with the closed pool, and that must not be an unhandled error.
+    done.catch(() => {});
+    pending.push(done);
   };
   make();
   const ready = () => Promise.all(pending).then(() => undefined);
@@ -142,14 +156,33 @@ export function createRateLimits(
   };
 }
 
+async function makeTable(
+  store: Exclude<LimitStore, { kind: 'memory' }>,
+  base: { keyPrefix: string; points: number; duration: number },
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        storeLimiter(store, base, (error) => (error ? reject(error) : resolve()), false);
+      });
+      return;
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
+}
+
 function storeLimiter(
   store: Exclude<LimitStore, { kind: 'memory' }>,
   base: { keyPrefix: string; points: number; duration: number },
   created: (error?: unknown) => void,
+  tableCreated: boolean,
 ): RateLimiterStoreAbstract {
   const options = {
     ...base,
     tableName: RATE_LIMIT_TABLE,
+    tableCreated,
     clearExpiredByTimeout: true,
     // While the store is unreachable, each process limits on its own rather than not at all.
     insuranceLimiter: new RateLimiterMemory(base),

@@ -1,6 +1,7 @@
 // §2 No account enumeration: sign-up, login, resend and forgot answer alike for addresses with
 // and without an account, in content, status and time. Time is compared as the median of 40
-// tries each, interleaved (so a slow moment of the machine hits both sides), within 5 ms.
+// tries each, interleaved (so a slow moment of the machine hits both sides), within 5 ms; so is
+// the work behind it (the process's CPU time, which other processes' load does not inflate).
 import { performance } from 'node:perf_hooks';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,8 +48,11 @@ function median(values: number[]): number {
 
 async function timed(request: () => Promise<LightMyRequestResponse>) {
   const start = performance.now();
+  const cpuBefore = process.cpuUsage();
   const res = await request();
-  return { ms: performance.now() - start, res };
+  const cpu = process.cpuUsage(cpuBefore);
+  // CPU time of every thread of this process: argon2 on the thread pool included.
+  return { ms: performance.now() - start, cpuMs: (cpu.user + cpu.system) / 1000, res };
 }
 
 /**
@@ -64,35 +68,49 @@ async function compare(
     await without();
   }
   const times = { withAccount: [] as number[], without: [] as number[] };
+  const cpu = { withAccount: [] as number[], without: [] as number[] };
   const answers = new Set<string>();
   for (let i = 0; i < TRIES; i += 1) {
     const order =
       i % 2 === 0 ? (['withAccount', 'without'] as const) : (['without', 'withAccount'] as const);
     for (const side of order) {
-      const { ms, res } = await timed(side === 'withAccount' ? withAccount : without);
+      const { ms, cpuMs, res } = await timed(side === 'withAccount' ? withAccount : without);
       times[side].push(ms);
+      cpu[side].push(cpuMs);
       answers.add(`${res.statusCode} ${res.body}`);
     }
   }
   const result = { withAccount: median(times.withAccount), without: median(times.without) };
-  return { ...result, gap: Math.abs(result.withAccount - result.without), answers: [...answers] };
+  const work = { withAccount: median(cpu.withAccount), without: median(cpu.without) };
+  return {
+    ...result,
+    gap: Math.abs(result.withAccount - result.without),
+    cpu: work,
+    cpuGap: Math.abs(work.withAccount - work.without),
+    answers: [...answers],
+  };
 }
 
+const ATTEMPTS = 5;
+
 /**
- * Both sides answer alike, and their medians are within MAX_MEDIAN_GAP_MS. The suite runs on
- * shared machines (two cores, several test runs at once), where load comes in bursts that can
- * skew one measurement: a run over the bar is measured again, up to three times in all. A real
- * difference between the two paths shows in every run.
+ * Both sides answer alike, and the medians of their time and of their work are within
+ * MAX_MEDIAN_GAP_MS. The suite runs on shared machines (two cores, several test runs at once),
+ * where load comes in bursts that can skew the times of one measurement: a measurement over the
+ * bar is taken again, up to ATTEMPTS in all. A real difference in work shows in every one.
  */
 async function expectAlike(
   withAccount: () => Promise<LightMyRequestResponse>,
   without: () => Promise<LightMyRequestResponse>,
 ): Promise<string[]> {
+  const within = (r: { gap: number; cpuGap: number }) =>
+    r.gap < MAX_MEDIAN_GAP_MS && r.cpuGap < MAX_MEDIAN_GAP_MS;
   let result = await compare(withAccount, without);
-  for (let again = 0; again < 2 && result.gap >= MAX_MEDIAN_GAP_MS; again += 1) {
+  for (let attempt = 1; attempt < ATTEMPTS && !within(result); attempt += 1) {
     result = await compare(withAccount, without);
   }
   expect(result.answers).toHaveLength(1);
+  expect(result.cpuGap, JSON.stringify(result)).toBeLessThan(MAX_MEDIAN_GAP_MS);
   expect(result.gap, JSON.stringify(result)).toBeLessThan(MAX_MEDIAN_GAP_MS);
   return result.answers;
 }
@@ -109,7 +127,7 @@ describe('answers alike with and without an account', () => {
       );
       expect(answers).toEqual(['202 {"status":"pending"}']);
     }
-  }, 300_000);
+  }, 600_000);
 
   it('login: a wrong password and an unknown address (argon2 against a dummy hash)', async () => {
     const known = await account('login-known', true);
@@ -119,7 +137,7 @@ describe('answers alike with and without an account', () => {
         post('/api/login', { email: address('login-unknown'), password: 'not the right password' }),
     );
     expect(answers[0]).toMatch(/^401 .*"invalid_credentials"/);
-  }, 120_000);
+  }, 300_000);
 
   it('resend: an unconfirmed account, a confirmed one and an unknown address', async () => {
     const unconfirmed = await account('resend-unconfirmed', false);
@@ -132,7 +150,7 @@ describe('answers alike with and without an account', () => {
       );
       expect(answers).toEqual(['202 {"status":"pending"}']);
     }
-  }, 60_000);
+  }, 120_000);
 
   it('forgot: a confirmed account, an unconfirmed one and an unknown address', async () => {
     const confirmed = await account('forgot-confirmed', true);
@@ -145,5 +163,5 @@ describe('answers alike with and without an account', () => {
       );
       expect(answers).toEqual(['202 {"status":"pending"}']);
     }
-  }, 60_000);
+  }, 120_000);
 });
