@@ -263,6 +263,9 @@ export async function createRuntime(
       await catcher?.close();
       await transport.close();
       redis?.disconnect();
+      // A rate-limit table still being made would otherwise run on into a closed pool (or, on
+      // MySQL, re-create a database dropped right after the close).
+      await limits.ready().catch(() => {});
       await db.close();
       inbox?.close();
     },

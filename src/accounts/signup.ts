@@ -68,16 +68,6 @@ export async function signUp(
       return;
     }
 
-    // Locks in the order a confirmation takes them, the address's secret and then the account,
-    // so a sign-up and a confirmation of one address wait for each other, never deadlock.
-    await lockForUpdate(
-      trx,
-      trx
-        .selectFrom('verifications')
-        .select('id')
-        .where('purpose', '=', 'signup')
-        .where('target', '=', emailNormalized),
-    ).execute();
     const existing = await trx
       .selectFrom('users')
       .select(['id', 'email', 'email_normalized', 'email_verified_at'])
@@ -85,10 +75,9 @@ export async function signUp(
       .executeTakeFirstOrThrow();
     // Nobody has proved this address yet, so the latest sign-up sets the password: whoever
     // confirms the address then owns an account whose password an earlier stranger cannot know.
-    // Only while it is unproven: a confirmation committed since the read above is final.
     const reset =
       existing.email_verified_at === null &&
-      (await setUnprovenPassword(trx, existing.id, passwordHash, now));
+      (await setUnprovenPassword(trx, existing.id, emailNormalized, passwordHash, now));
     if (!reset) {
       // As many writes as a new account's secret and message: the answer takes as long.
       await issueDecoySecret(ctx, trx, { purpose: 'signup', email, now });
@@ -118,13 +107,26 @@ export async function signUp(
   return { status: 'pending' };
 }
 
-/** Sets the password of an account whose address is unproven; false once it has been proved. */
+/**
+ * Sets the password of an account whose address is unproven; false once it has been proved (a
+ * confirmation committed since it was read is final). Locks in the order a confirmation takes
+ * them, the address's secret and then the account, so the two wait for each other, never deadlock.
+ */
 async function setUnprovenPassword(
   trx: Transaction<Database>,
   userId: string,
+  emailNormalized: string,
   passwordHash: string,
   now: number,
 ): Promise<boolean> {
+  await lockForUpdate(
+    trx,
+    trx
+      .selectFrom('verifications')
+      .select('id')
+      .where('purpose', '=', 'signup')
+      .where('target', '=', emailNormalized),
+  ).execute();
   const result = await trx
     .updateTable('users')
     .set({ password_hash: passwordHash, updated_at: now })
