@@ -13,6 +13,8 @@ const databaseFree = [
   'test/account/password-policy.test.ts',
   'test/mail/templates.test.ts',
   'test/inbox/catcher.test.ts',
+  // SQLite's own synchronous path, on a file of its own.
+  'test/db/sqlite-group-commit.test.ts',
 ];
 
 const shared = {

@@ -8,6 +8,7 @@ import { enqueueEmail } from '../mail/outbox.ts';
 import {
   checkCode,
   consumeToken,
+  consumeTokenSync,
   findByToken,
   issueVerification,
   looksLikeToken,
@@ -96,6 +97,21 @@ async function isVerified(trx: Transaction<Database>, userId: string | null): Pr
 export async function confirmSignupToken(ctx: AppContext, token: string): Promise<ConfirmResult> {
   if (!looksLikeToken(token)) return { status: 'invalid' };
   const now = ctx.clock.now();
+  const { sqlite } = ctx.db;
+  if (sqlite) {
+    // On SQLite the common case runs synchronously, the same two statements without Kysely's
+    // asynchronous layers; anything else falls through to the general path below.
+    const fast = await sqlite.transaction((run): ConfirmResult | null => {
+      const spent = consumeTokenSync(run, 'signup', token, now);
+      if (!spent?.user_id) return null;
+      const changed = markUserVerified.sync(run, { userId: spent.user_id, now });
+      return {
+        status: Number(changed.numAffectedRows ?? 0) === 1 ? 'verified' : 'already_verified',
+        userId: spent.user_id,
+      };
+    });
+    if (fast) return announceVerified(ctx, fast);
+  }
   const result = await ctx.db.kysely.transaction().execute(async (trx): Promise<ConfirmResult> => {
     // The common case in two statements: spend the live token, then mark its user verified.
     const spent = await consumeToken(trx, 'signup', token, now);

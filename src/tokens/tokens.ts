@@ -4,7 +4,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import { newId, type Random } from '../clock.ts';
 import { dialectOf, upsert } from '../db/dialect.ts';
-import { preparedQuery } from '../db/prepared.ts';
+import { preparedQuery, type SyncSqliteRunner } from '../db/prepared.ts';
 import type { Database, Verification, VerificationPurpose } from '../db/schema.ts';
 
 const TOKEN_BYTES = 32; // 256 bits, well above the 128 the spec requires
@@ -172,6 +172,18 @@ export async function consumeToken(
   if (Number(spent.numAffectedRows ?? 0) !== 1) return null;
   const { rows } = await spentToken(db, { tokenHash, purpose });
   return rows[0] ?? null;
+}
+
+/** `consumeToken` inside a synchronous SQLite transaction (`Db.sqlite`): the same statement. */
+export function consumeTokenSync(
+  run: SyncSqliteRunner,
+  purpose: VerificationPurpose,
+  token: string,
+  now: number,
+): { id: string; user_id: string | null; target: string } | null {
+  if (!looksLikeToken(token)) return null;
+  const tokenHash = hashToken(purpose, token);
+  return spendLiveToken.sync(run, { now, tokenHash, purpose }).rows[0] ?? null;
 }
 
 /** Marks the secret used; returns false when another request consumed it first. */
