@@ -56,6 +56,7 @@ const base: MimeInput = {
 // Text with the characters MIME and SMTP care about: CR/LF, dots and hyphens at line starts,
 // "From " lines, trailing spaces, '=' signs, tabs, long lines, and any unicode.
 const awkward = fc.stringMatching(
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the hostile values
   /^([-. =\t]|From |\r\n|\n|\r|--|[a-z]{1,90}|ä|€|😀|漢字|\u0000|\u00a0)*$/,
 );
 
@@ -123,7 +124,7 @@ describe('writeMime', () => {
     });
     if (!ours) throw new Error('fast writer refused');
     const source = ours.toString('latin1');
-    expect(source).toMatch(/^[\x00-\x7f]*$/);
+    expect([...source].every((c) => c.charCodeAt(0) < 0x80)).toBe(true);
     const lines = source.split('\r\n');
     expect(lines.every((line) => line.length <= 78)).toBe(true);
     expect(source.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
