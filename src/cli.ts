@@ -2,7 +2,9 @@
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { endSessionsByOperator } from './accounts/session.ts';
+import { turnTwoStepOffByOperator } from './accounts/two-step.ts';
 import { listUsers } from './accounts/user.ts';
+import { cryptoRandom } from './clock.ts';
 import { type Config, ConfigError, loadConfig, parseDuration } from './config.ts';
 import { listAcceptedContacts } from './contact/contact.ts';
 import { type Db, migrateToLatest, openDatabase } from './db/index.ts';
@@ -37,6 +39,9 @@ Commands:
   users list       list accounts (newest first)
   users logout EMAIL | --all
                    end every session of one account, or of every account
+  two-step off EMAIL
+                   turn off two-step sign-in for an account whose owner lost both the app and
+                   the recovery codes (check who is asking first); the owner is emailed
   outbox status    count pending, sent and dead messages; oldest pending; live workers
   outbox list [--status pending|sent|dead] [--limit N]
                    messages newest first (recipients redacted, contents never shown)
@@ -76,6 +81,9 @@ async function main(argv: string[]): Promise<number> {
     case 'users':
       if (sub === 'list') return usersList(config);
       if (sub === 'logout') return usersLogout(config, argv.slice(2));
+      break;
+    case 'two-step':
+      if (sub === 'off') return twoStepOff(config, argv.slice(2));
       break;
     case 'outbox':
       if (sub && sub in OUTBOX_COMMANDS) return outboxCommand(config, sub, argv.slice(2));
@@ -200,6 +208,24 @@ async function usersLogout(config: Config, args: string[]): Promise<number> {
     endSessionsByOperator(db.kysely, target === '--all' ? 'all' : { email: target }),
   );
   console.log(count === 1 ? '1 session ended.' : `${count} sessions ended.`);
+  return 0;
+}
+
+/** Prints no address: the operator typed it, and terminals and CI logs keep what they show. */
+async function twoStepOff(config: Config, args: string[]): Promise<number> {
+  const [email] = args;
+  if (!email || args.length > 1 || email.startsWith('-')) {
+    console.error('mailproof: two-step off needs one address');
+    return 2;
+  }
+  const turnedOff = await withDatabase(config, (db) =>
+    turnTwoStepOffByOperator(db.kysely, config, email, { random: cryptoRandom, now: Date.now() }),
+  );
+  if (!turnedOff) {
+    console.error('mailproof: no account with that address has two-step sign-in on');
+    return 1;
+  }
+  console.log('Two-step sign-in is off for that account; its owner is told by email.');
   return 0;
 }
 

@@ -100,6 +100,8 @@ export interface Config {
     resetPerClient: RateLimitRule;
     accountPerUser: RateLimitRule;
     emailChangePerAddress: RateLimitRule;
+    /** Wrong two-step codes (authenticator or recovery) per account, wherever they are typed. */
+    twoStepPerUser: RateLimitRule;
   };
 }
 
@@ -334,6 +336,7 @@ function buildConfig(read: EnvReader): Config {
       resetPerClient: read.rateLimit('RATE_LIMIT_RESET_CLIENT', '20/15m'),
       accountPerUser: read.rateLimit('RATE_LIMIT_ACCOUNT_USER', '10/15m'),
       emailChangePerAddress: read.rateLimit('RATE_LIMIT_EMAIL_CHANGE_ADDRESS', '3/1h'),
+      twoStepPerUser: read.rateLimit('RATE_LIMIT_TWO_STEP_USER', '5/15m'),
     },
   };
 }

@@ -19,7 +19,7 @@ export interface WrongPassword {
   message: string;
 }
 
-const WRONG_PASSWORD: WrongPassword = {
+export const WRONG_PASSWORD: WrongPassword = {
   status: 'invalid',
   field: 'currentPassword',
   code: 'current_password_invalid',
@@ -121,8 +121,8 @@ export async function endSessions(
 export type DeleteAccountResult = { status: 'deleted' } | WrongPassword;
 
 /**
- * Deletes the account with its sessions, secrets and the mail still waiting to go to its address
- * (ASVS 7.4.2). Mail already sent stays in the outbox's history, without its data.
+ * Deletes the account with its sessions, secrets, two-step sign-in and the mail still waiting to
+ * go to its address (ASVS 7.4.2). Mail already sent stays in the outbox's history, without its data.
  */
 export async function deleteAccount(
   ctx: AppContext,
@@ -137,6 +137,11 @@ export async function deleteAccount(
       .where('kind', '=', 'email')
       .where(sql<string>`lower(to_address)`, '=', user.email_normalized)
       .execute();
+    // Two-step rows would also go by ON DELETE CASCADE; named here so the list is whole.
+    await trx.deleteFrom('two_step_challenges').where('user_id', '=', user.id).execute();
+    await trx.deleteFrom('two_step_enrolments').where('user_id', '=', user.id).execute();
+    await trx.deleteFrom('two_step_recovery_codes').where('user_id', '=', user.id).execute();
+    await trx.deleteFrom('two_step_totp').where('user_id', '=', user.id).execute();
     await trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
     await trx.deleteFrom('verifications').where('user_id', '=', user.id).execute();
     await trx.deleteFrom('users').where('id', '=', user.id).execute();

@@ -11,6 +11,7 @@ import * as m001 from './migrations/001_initial.ts';
 import * as m002 from './migrations/002_contact.ts';
 import * as m003 from './migrations/003_worker_heartbeats.ts';
 import * as m004 from './migrations/004_account_lifecycle.ts';
+import * as m005 from './migrations/005_two_step.ts';
 import { mysqlTableOptions, openMysql as openMysqlPool } from './mysql.ts';
 import type { SyncSqlite, SyncSqliteRunner } from './prepared.ts';
 import type { Database } from './schema.ts';
@@ -209,6 +210,7 @@ const migrations: Record<string, Migration> = {
   '002_contact': m002,
   '003_worker_heartbeats': m003,
   '004_account_lifecycle': m004,
+  '005_two_step': m005,
 };
 
 /**

@@ -83,6 +83,46 @@ export interface WorkerHeartbeatsTable {
   beat_at: number;
 }
 
+/**
+ * Two-step sign-in (docs/decisions/014). An account has it on while it has a `two_step_totp`
+ * row. Secrets are stored encrypted (AES-256-GCM), codes only as keyed hashes.
+ */
+export interface TwoStepTotpTable {
+  user_id: string;
+  /** The authenticator's secret, encrypted under a key derived from SECRET_KEY. */
+  secret: string;
+  /** The time step of the last code accepted: a code of that step or an older one is refused. */
+  last_used_step: number | null;
+  enabled_at: number;
+}
+
+/** A secret shown to the owner but not yet confirmed with a code: bound to one session. */
+export interface TwoStepEnrolmentsTable {
+  session_id_hash: string;
+  user_id: string;
+  secret: string;
+  expires_at: number;
+}
+
+export interface TwoStepRecoveryCodesTable {
+  id: string;
+  user_id: string;
+  /** HMAC-SHA-256 of the code, keyed from SECRET_KEY and bound to the account. */
+  code_hash: string;
+  used_at: number | null;
+  created_at: number;
+}
+
+/** A login whose password was right, waiting for the second step. */
+export interface TwoStepChallengesTable {
+  /** SHA-256 of the random token the browser (cookie) or API client holds. */
+  id_hash: string;
+  user_id: string;
+  attempts: Generated<number>;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   contact_messages: ContactMessagesTable;
   users: UsersTable;
@@ -90,6 +130,10 @@ export interface Database {
   sessions: SessionsTable;
   outbox: OutboxTable;
   worker_heartbeats: WorkerHeartbeatsTable;
+  two_step_totp: TwoStepTotpTable;
+  two_step_enrolments: TwoStepEnrolmentsTable;
+  two_step_recovery_codes: TwoStepRecoveryCodesTable;
+  two_step_challenges: TwoStepChallengesTable;
 }
 
 export type User = Selectable<UsersTable>;

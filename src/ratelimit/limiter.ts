@@ -56,6 +56,11 @@ export type LimitStore =
 export interface RateLimits {
   /** Counts one hit against every (limit, key) pair; the longest wait wins when any is exceeded. */
   consume(checks: Array<[LimitName, string]>): Promise<LimitResult>;
+  /**
+   * Gives back the hit a `consume` took, for limits that count only failures: every try takes a
+   * hit first (so parallel tries cannot all slip past), and a try that succeeds returns it.
+   */
+  refund(checks: Array<[LimitName, string]>): Promise<void>;
   /** Starts every counter afresh (tests). */
   reset(): void;
   /** Resolves once the store's table exists; rejects if it cannot be made. */
@@ -130,8 +135,7 @@ export function createRateLimits(
       for (const [name, key] of checks) {
         const limiter = limiters.get(name);
         if (!limiter) continue;
-        // Keys may be addresses; only their hash is stored.
-        const hashed = createHash('sha256').update(key).digest('base64url');
+        const hashed = hashKey(key);
         try {
           await limiter.consume(hashed);
         } catch (rejection) {
@@ -149,11 +153,27 @@ export function createRateLimits(
       }
       return exceeded ?? { ok: true };
     },
+    async refund(checks) {
+      if (!config.enabled) return;
+      if (pending.length) await ready().catch(() => {});
+      for (const [name, key] of checks) {
+        // A refund that fails only leaves the count one higher: never worth failing the request.
+        await limiters
+          .get(name)
+          ?.reward(hashKey(key), 1)
+          .catch(() => {});
+      }
+    },
     reset() {
       generation = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
       make();
     },
   };
+}
+
+/** Keys may be addresses; only their hash is stored. */
+function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('base64url');
 }
 
 async function makeTable(

@@ -23,7 +23,11 @@ import {
   resendSignupVerification,
 } from '../accounts/email-verification.ts';
 import { logIn } from '../accounts/login.ts';
-import { requestPasswordReset, resetPassword } from '../accounts/password-reset.ts';
+import {
+  requestPasswordReset,
+  resetLinkTwoStepUser,
+  resetPassword,
+} from '../accounts/password-reset.ts';
 import {
   invalidateSession,
   listSessions,
@@ -41,6 +45,8 @@ import type { AppContext } from '../context.ts';
 import { clientAndAddress, type LimitName, type RateLimits } from '../ratelimit/limiter.ts';
 import { sendApiError, sendRateLimited } from './errors.ts';
 import { clearSessionCookie, getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
+import { twoStepApiRoutes, twoStepRequiredResponse } from './two-step-api.ts';
+import { countingWrongCodes } from './two-step-guard.ts';
 
 export interface ApiOptions {
   ctx: AppContext;
@@ -83,6 +89,9 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
       );
     }
   });
+
+  // Two-step sign-in's routes, under this plugin's hook and JSON-only parsing.
+  await app.register(twoStepApiRoutes, { ctx, limits });
 
   async function requireUser(
     request: FastifyRequest,
@@ -228,9 +237,15 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
     '/login',
     {
       schema: {
-        summary: 'Log in; sets the session cookie',
+        summary:
+          'Log in; sets the session cookie, or (two-step sign-in on) answers a challenge for POST /api/login/two-step',
         body: z.object({ email: emailField, password: passwordField }),
-        response: { 200: meResponse, 401: errorResponse, 403: errorResponse, 429: errorResponse },
+        response: {
+          200: z.union([meResponse, twoStepRequiredResponse]),
+          401: errorResponse,
+          403: errorResponse,
+          429: errorResponse,
+        },
       },
     },
     async (request, reply) => {
@@ -249,6 +264,10 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
           'email_not_verified',
           'Confirm your email address before logging in.',
         );
+      }
+      if (result.status === 'two_step_required') {
+        // No session (and no cookie) until the code: POST /api/login/two-step.
+        return reply.send({ status: 'two_step_required', challenge: result.challenge });
       }
       setSessionCookie(ctx, reply, result.sessionToken, result.expiresAt);
       return reply.send({
@@ -424,7 +443,12 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
       schema: {
         summary:
           'Set a new password with the emailed link token; every session of the account ends',
-        body: z.object({ token: tokenField, password: passwordField }),
+        body: z.object({
+          token: tokenField,
+          password: passwordField,
+          // Required when the account has two-step sign-in on: a code from the app or a recovery code.
+          code: z.string().max(100).optional(),
+        }),
         response: {
           200: z.object({ status: z.literal('password_reset') }),
           400: errorResponse,
@@ -435,8 +459,19 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
     },
     async (request, reply) => {
       if (await limited(reply, [['resetPerClient', request.ip]])) return reply;
-      const result = await resetPassword(ctx, { ...request.body, requestId: request.id });
+      const code = request.body.code ?? '';
+      const twoStepUser = await resetLinkTwoStepUser(ctx, request.body.token);
+      const attempt = await countingWrongCodes(
+        limits,
+        { userId: twoStepUser && code.trim() ? twoStepUser : null },
+        () => resetPassword(ctx, { ...request.body, code, requestId: request.id }),
+        (outcome) => outcome.status === 'two_step_refused',
+      );
+      if ('refused' in attempt) return sendRateLimited(reply, attempt.refused);
+      const { result } = attempt;
       switch (result.status) {
+        case 'two_step_refused':
+          return sendApiError(reply, 400, result.code, result.message, { field: 'code' });
         case 'reset':
           return reply.send({ status: 'password_reset' });
         case 'weak_password':

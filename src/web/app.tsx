@@ -25,6 +25,7 @@ import { sendApiError } from './errors.ts';
 import { opsRoutes } from './ops-routes.ts';
 import { pageContext, pageRoutes, sendPage } from './pages.tsx';
 import { securityHeaders } from './security-headers.ts';
+import { twoStepPageRoutes } from './two-step-routes.tsx';
 import { isDatabaseUnavailable, RETRY_AFTER_SECONDS } from './unavailable.ts';
 import { ErrorPage } from './views/pages.tsx';
 
@@ -203,6 +204,7 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
 
   await app.register(apiRoutes, { prefix: '/api', ctx, limits });
   await app.register(pageRoutes, { ctx, limits });
+  await app.register(twoStepPageRoutes, { ctx, limits });
   await app.register(adminOutboxRoutes, { ctx });
   if (inbox) {
     await app.register(inboxRoutes, {

@@ -26,7 +26,12 @@ import {
   targetOfToken,
 } from '../accounts/email-verification.ts';
 import { logIn } from '../accounts/login.ts';
-import { checkResetLink, requestPasswordReset, resetPassword } from '../accounts/password-reset.ts';
+import {
+  checkResetLink,
+  requestPasswordReset,
+  resetLinkTwoStepUser,
+  resetPassword,
+} from '../accounts/password-reset.ts';
 import {
   invalidateSession,
   listSessions,
@@ -34,6 +39,7 @@ import {
   type SessionValidation,
 } from '../accounts/session.ts';
 import { signUp, validateSignup } from '../accounts/signup.ts';
+import { twoStepStatus } from '../accounts/two-step.ts';
 import {
   CONTACT_LIMITS,
   confirmContactCode,
@@ -50,6 +56,8 @@ import { findByToken, looksLikeToken } from '../tokens/tokens.ts';
 import { adminAuthorized, requestAdminAuth } from './admin-auth.ts';
 import { logRateLimited } from './errors.ts';
 import { clearSessionCookie, getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
+import { setChallengeCookie } from './two-step-cookie.ts';
+import { countingWrongCodes } from './two-step-guard.ts';
 import {
   type AccountErrors,
   AccountPage,
@@ -242,6 +250,11 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
       return reply;
     }
     const result = await logIn(ctx, { email, password });
+    if (result.status === 'two_step_required') {
+      // No session yet: the code page finishes the login (src/web/two-step-routes.tsx).
+      setChallengeCookie(ctx, reply, result.challenge, result.expiresAt);
+      return reply.redirect('/login/two-step', 303);
+    }
     if (result.status !== 'ok') {
       const message =
         result.status === 'email_not_verified'
@@ -280,9 +293,10 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
     extras: { errors?: AccountErrors; values?: { newEmail?: string } } = {},
     status = 200,
   ): Promise<FastifyReply> {
-    const [pending, sessions] = await Promise.all([
+    const [pending, sessions, twoStep] = await Promise.all([
       pendingEmailChange(ctx, auth.user.id),
       listSessions(ctx, auth.user.id, auth.session.idHash),
+      twoStepStatus(ctx.db.kysely, auth.user.id),
     ]);
     return sendPage(
       reply,
@@ -292,6 +306,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
         verified={auth.user.email_verified_at !== null}
         pending={pending}
         sessions={sessions}
+        twoStep={twoStep}
         minLength={ctx.config.passwordMinLength}
         errors={extras.errors}
         values={extras.values}
@@ -590,6 +605,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
           ctx={page}
           action={`/reset/${request.params.token}`}
           minLength={ctx.config.passwordMinLength}
+          twoStep={(await resetLinkTwoStepUser(ctx, request.params.token)) !== null}
         />,
       );
     }
@@ -604,31 +620,70 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
     if (await limited(request, reply, [['resetPerClient', request.ip]], '/forgot')) return reply;
     // Who this browser was logged in as, before the reset ends that account's sessions.
     const before = await getAuth(ctx, request);
-    const result = await resetPassword(ctx, {
-      token: request.params.token,
-      password: field(request.body, 'password'),
-      requestId: request.id,
-    });
+    const { token } = request.params;
+    const code = field(request.body, 'code');
+    // With two-step sign-in on, the code is asked too and counted like any other (ASVS 6.4.3).
+    const twoStepUser = await resetLinkTwoStepUser(ctx, token);
+    const attempt = await countingWrongCodes(
+      limits,
+      { userId: twoStepUser && code.trim() ? twoStepUser : null },
+      () =>
+        resetPassword(ctx, {
+          token,
+          password: field(request.body, 'password'),
+          code,
+          requestId: request.id,
+        }),
+      (outcome) => outcome.status === 'two_step_refused',
+    );
+    if ('refused' in attempt) {
+      const { refused } = attempt;
+      logRateLimited(request.log, refused);
+      reply.header('Retry-After', String(refused.retryAfterSeconds));
+      const wait = (
+        <RateLimitedPage
+          ctx={await pageContext(ctx, request, reply)}
+          retryAfterSeconds={refused.retryAfterSeconds}
+          back={`/reset/${token}`}
+        />
+      );
+      return sendPage(reply, wait, 429);
+    }
+    const { result } = attempt;
     const page = await pageContext(ctx, request, reply);
+    const form = (errors: { password?: string; code?: string }) => (
+      <ResetPage
+        ctx={page}
+        action={`/reset/${token}`}
+        minLength={ctx.config.passwordMinLength}
+        twoStep={twoStepUser !== null || errors.code !== undefined}
+        error={errors.password}
+        codeError={errors.code}
+      />
+    );
     switch (result.status) {
       case 'weak_password':
-        return sendPage(
-          reply,
-          <ResetPage
-            ctx={page}
-            action={`/reset/${request.params.token}`}
-            minLength={ctx.config.passwordMinLength}
-            error={result.message}
-          />,
-          400,
-        );
+        return sendPage(reply, form({ password: result.message }), 400);
+      case 'two_step_refused':
+        return sendPage(reply, form({ code: result.message }), 400);
       case 'reset': {
+        const left = result.recoveryCodesLeft;
         // Every session of the account has ended, this browser's too if it had one.
         if (before.user?.id !== result.userId) {
-          return sendPage(reply, <ResetOutcomePage ctx={page} outcome="reset" />);
+          return sendPage(
+            reply,
+            <ResetOutcomePage ctx={page} outcome="reset" recoveryCodesLeft={left} />,
+          );
         }
         clearSessionCookie(ctx, reply);
-        return sendPage(reply, <ResetOutcomePage ctx={{ ...page, user: null }} outcome="reset" />);
+        return sendPage(
+          reply,
+          <ResetOutcomePage
+            ctx={{ ...page, user: null }}
+            outcome="reset"
+            recoveryCodesLeft={left}
+          />,
+        );
       }
       default:
         return sendPage(

@@ -28,6 +28,7 @@ const TEMPLATES = [
   'email-change-verify',
   'email-change-notice',
   'email-change-taken',
+  'two-step-changed',
 ];
 const WIDTH_LABELS = ['Phone (375 px)', 'Tablet (768 px)', 'Desktop'];
 const CHECK_LEVELS = ['Error', 'Warning', 'Note', 'Pass'];

@@ -148,7 +148,7 @@ describe('sign-up in a real browser', () => {
 
       await logInInBrowser(page, email);
       expect(await page.getByRole('status').textContent()).toContain('You are logged in.');
-      expect(((await page.locator('.badge').textContent()) ?? '').trim()).toBe('Confirmed');
+      expect(((await page.locator('.details .badge').textContent()) ?? '').trim()).toBe('Confirmed');
       expect(await page.locator('.details dd').first().textContent()).toBe(email);
       expect(consoleErrors).toEqual([]);
     } finally {
@@ -180,7 +180,7 @@ describe('sign-up in a real browser', () => {
       await page.getByRole('link', { name: 'Log in' }).last().click();
       await page.waitForURL(`${baseUrl}/login`);
       await logInInBrowser(page, email);
-      expect(((await page.locator('.badge').textContent()) ?? '').trim()).toBe('Confirmed');
+      expect(((await page.locator('.details .badge').textContent()) ?? '').trim()).toBe('Confirmed');
     } finally {
       await context.close();
     }
@@ -213,7 +213,7 @@ describe('phone width (375 × 740)', () => {
       await signUpInBrowser(page, email);
       // Unconfirmed users may log in (the default); their account page carries a banner.
       await logInInBrowser(page, email);
-      expect(await page.locator('.badge').textContent()).toBe('Waiting for confirmation');
+      expect(await page.locator('.details .badge').textContent()).toBe('Waiting for confirmation');
       expect(await scrollWidth(page)).toBeLessThanOrEqual(375);
       expect(await unlabelledInputs(page)).toEqual([]);
       await page.screenshot({
@@ -240,7 +240,7 @@ describe('phone width (375 × 740)', () => {
       await page.getByRole('button', { name: 'Confirm' }).click();
       await page.getByRole('heading', { level: 1, name: 'Your email is confirmed' }).waitFor();
       await page.goto('/account');
-      expect(await page.locator('.badge').textContent()).toBe('Confirmed');
+      expect(await page.locator('.details .badge').textContent()).toBe('Confirmed');
       expect(await scrollWidth(page)).toBeLessThanOrEqual(375);
       expect(await unlabelledInputs(page)).toEqual([]);
       await page.screenshot({ path: `${SCREENSHOTS}account-phone.png`, fullPage: true });

@@ -41,6 +41,10 @@ async function recordedMigrations(url: string): Promise<string[]> {
       'sessions',
       'outbox',
       'contact_messages',
+      'two_step_totp',
+      'two_step_enrolments',
+      'two_step_recovery_codes',
+      'two_step_challenges',
     ] as const) {
       await db.kysely.selectFrom(table).selectAll().limit(1).execute();
     }

@@ -42,10 +42,11 @@ describe.runIf(inSqliteProject)('npm run check:emails', () => {
       'email-change-verify',
       'email-change-notice',
       'email-change-taken',
+      'two-step-changed',
     ]) {
       expect(run.stdout).toMatch(new RegExp(`^ok {4}${name}: \\d+% of clients`, 'm'));
     }
-    expect(run.stdout).toContain('All 9 templates pass the checks.');
+    expect(run.stdout).toContain('All 10 templates pass the checks.');
   });
 
   it('fails on a template with a link to a page the app does not have, or unsupported CSS', () => {
@@ -56,7 +57,7 @@ describe.runIf(inSqliteProject)('npm run check:emails', () => {
     expect(run.stdout).toMatch(/^FAIL {2}unsupported-css:/m);
     expect(run.stdout).toMatch(/Unsupported: .*display:flex \([^)]*outlook\.windows/);
     expect(run.stdout).toMatch(/position \([^)]*gmail\.desktop-webmail/);
-    expect(run.stdout).toContain('2 of 11 templates fail the checks.');
+    expect(run.stdout).toContain('2 of 12 templates fail the checks.');
   });
 
   it('refuses to run without spamd in CI, and rejects unknown arguments', () => {

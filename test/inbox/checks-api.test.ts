@@ -109,6 +109,7 @@ describe('message checks', () => {
       'email-change-verify',
       'email-change-notice',
       'email-change-taken',
+      'two-step-changed',
     ]);
     for (const t of templates) {
       expect(t.failures, t.name).toEqual([]);

@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
 import { simpleParser } from 'mailparser';
+import { Secret, TOTP } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cookieHeader, csrfOf, getPage, type Jar } from '../support/forms.ts';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.ts';
@@ -17,6 +18,8 @@ const HEADER_INJECTION = '\r\nX-Injected: yes\r\nBcc: victim@example.net';
 
 let rt: TestRuntime;
 let session: Jar;
+/** An account with two-step sign-in on, whose logins stop at the code. */
+const twoStepOwner = `property-two-step-${process.pid}@example.com`;
 
 beforeAll(async () => {
   rt = await createTestRuntime({ env: { RATE_LIMITS: 'off' } });
@@ -32,6 +35,25 @@ beforeAll(async () => {
     payload: { email, password: PASSWORD },
   });
   session = { mp_session: login.cookies.find((c) => c.name === 'mp_session')?.value ?? '' };
+
+  await rt.app.inject({
+    method: 'POST',
+    url: '/api/signup',
+    payload: { email: twoStepOwner, password: PASSWORD },
+  });
+  const owner = await rt.app.inject({
+    method: 'POST',
+    url: '/api/login',
+    payload: { email: twoStepOwner, password: PASSWORD },
+  });
+  const ownerJar = {
+    mp_session: owner.cookies.find((c) => c.name === 'mp_session')?.value ?? '',
+  };
+  const setup = await postJson('/api/two-step/setup', {}, ownerJar);
+  const { secret } = setup.json() as { secret: string };
+  const code = TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: rt.clock.now() });
+  const enabled = await postJson('/api/two-step/enable', { password: PASSWORD, code }, ownerJar);
+  expect(enabled.statusCode).toBe(200);
 });
 afterAll(async () => {
   await rt.close();
@@ -220,7 +242,8 @@ const apiRoutes: Array<{
   { url: '/api/login', fields: { email, password: text } },
   { url: '/api/logout', fields: {} },
   { url: '/api/password/forgot', fields: { email } },
-  { url: '/api/password/reset', fields: { token, password: text } },
+  { url: '/api/password/reset', fields: { token, password: text, code: text } },
+  { url: '/api/login/two-step', fields: { challenge: token, code: text } },
   { url: '/api/contact', fields: { name: text, email, message: text, website: text } },
   { url: '/api/contact/confirm', fields: { token, email, code: text } },
   { url: '/api/email/confirm', fields: { token, code: text } },
@@ -230,6 +253,10 @@ const apiRoutes: Array<{
   { url: '/api/sessions/end', fields: { password: text, ids: fc.array(text) }, auth: true },
   { url: '/api/logout/everywhere', fields: { password: text }, auth: true },
   { url: '/api/account/delete', fields: { password: text }, auth: true },
+  { url: '/api/two-step/setup', fields: {}, auth: true },
+  { url: '/api/two-step/enable', fields: { password: text, code: text }, auth: true },
+  { url: '/api/two-step/disable', fields: { password: text, code: text }, auth: true },
+  { url: '/api/two-step/recovery-codes', fields: { password: text, code: text }, auth: true },
 ];
 
 describe('every JSON route takes hostile bodies with a clear 4xx (or its normal answer)', () => {
@@ -248,7 +275,7 @@ describe('every JSON route takes hostile bodies with a clear 4xx (or its normal 
   it('GET routes with hostile query strings', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom('/api/me', '/api/sessions'),
+        fc.constantFrom('/api/me', '/api/sessions', '/api/two-step'),
         fc.dictionary(fc.string({ maxLength: 6 }), text, { maxKeys: 3 }),
         async (url, query) => {
           const res = await rt.app.inject({
@@ -297,6 +324,17 @@ const pageForms: Array<{ url: string; fields: Record<string, fc.Arbitrary<string
         session: text,
       },
     },
+    {
+      url: '/account/two-step',
+      auth: true,
+      fields: {
+        intent: fc.constantFrom('start', 'confirm', 'disable', 'regenerate'),
+        password: text,
+        code: text,
+      },
+    },
+    // Without a challenge cookie: the login timed out, whatever is typed.
+    { url: '/login/two-step', fields: { code: text } },
   ];
 
 describe('every form takes hostile fields without a 5xx, a trace or unescaped markup', () => {
@@ -323,6 +361,29 @@ describe('every form takes hostile fields without a 5xx, a trace or unescaped ma
     });
   }
 
+  it('POST /login/two-step and /api/login/two-step with a live challenge and hostile codes', async () => {
+    const csrf = await csrfFor();
+    await fc.assert(
+      fc.asyncProperty(formBody({ code: text }), fc.boolean(), async (body, page) => {
+        // A fresh challenge each run: five wrong codes would end one.
+        const login = await postJson('/api/login', { email: twoStepOwner, password: PASSWORD });
+        const { challenge } = login.json() as { challenge: string };
+        expect(challenge).toMatch(/^[A-Za-z0-9_-]{43}$/);
+        const res = page
+          ? await postUrlencoded(
+              '/login/two-step',
+              { ...csrf, jar: { ...csrf.jar, mp_two_step: challenge } },
+              body,
+              true,
+            )
+          : await postJson('/api/login/two-step', { challenge, code: body[0].code });
+        expectSafe(res, `${page ? 'page' : 'API'} ${JSON.stringify(body).slice(0, 200)}`);
+        expect(res.statusCode, JSON.stringify(body).slice(0, 200)).not.toBe(200);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
   const tokenPages = ['/verify/', '/reset/', '/contact/confirm/', '/account/email/confirm/'];
   it('pages with a token in the path, opened (GET) and posted', async () => {
     const csrf = await csrfFor();
@@ -346,7 +407,14 @@ describe('every form takes hostile fields without a 5xx, a trace or unescaped ma
   it('pages with hostile query strings (prefilled fields are escaped)', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom('/verify', '/verify/resend', '/contact/confirm', '/forgot', '/login'),
+        fc.constantFrom(
+          '/verify',
+          '/verify/resend',
+          '/contact/confirm',
+          '/forgot',
+          '/login',
+          '/login/two-step',
+        ),
         fc.oneof(email, text),
         async (url, value) => {
           const res = await rt.app.inject({ method: 'GET', url, query: { email: value } });

@@ -8,6 +8,7 @@ import type { Branding } from './layout.tsx';
 import { passwordChanged } from './password-changed.tsx';
 import { passwordReset } from './password-reset.tsx';
 import { signupExisting } from './signup-existing.tsx';
+import { twoStepChanged } from './two-step-changed.tsx';
 import { verifyEmail } from './verify-email.tsx';
 
 export interface EmailTemplate<Data> {
@@ -30,6 +31,7 @@ export const templates = {
   'email-change-verify': emailChangeVerify,
   'email-change-notice': emailChangeNotice,
   'email-change-taken': emailChangeTaken,
+  'two-step-changed': twoStepChanged,
   // biome-ignore lint/suspicious/noExplicitAny: each template has its own data type
 } satisfies Record<string, EmailTemplate<any>>;
 

@@ -2,6 +2,7 @@
 import type { ComponentChildren } from 'preact';
 import type { PendingEmailChange } from '../../accounts/email-change.ts';
 import type { ActiveSession } from '../../accounts/session.ts';
+import type { TwoStepStatus } from '../../accounts/two-step.ts';
 import { Card, Csrf, ErrorSummary, Field, Layout, type PageContext } from './layout.tsx';
 import { formatWait } from './pages.tsx';
 
@@ -55,6 +56,7 @@ export function AccountPage(props: {
   verified: boolean;
   pending: PendingEmailChange | null;
   sessions: ActiveSession[];
+  twoStep: TwoStepStatus;
   minLength: number;
   errors?: AccountErrors;
   values?: { newEmail?: string };
@@ -133,6 +135,8 @@ export function AccountPage(props: {
           </button>
         </form>
       </Section>
+
+      <TwoStepSection csrf={csrf} status={props.twoStep} />
 
       <Section id="change-email" title="Change your email address">
         {props.pending ? (
@@ -272,6 +276,45 @@ export function AccountPage(props: {
   );
 }
 
+/** Whether two-step sign-in is on, with the way to set it up or manage it (/account/two-step). */
+function TwoStepSection(props: { csrf: ComponentChildren; status: TwoStepStatus }) {
+  const { enabled, recoveryCodesLeft } = props.status;
+  if (!enabled) {
+    return (
+      <Section id="two-step" title="Two-step sign-in">
+        <p>
+          <span class="badge warn">Off</span> Logging in takes only your password. Add a code from
+          an authenticator app on your phone, so a stolen password is not enough.
+        </p>
+        <form method="post" action="/account/two-step">
+          {props.csrf}
+          <Intent value="start" />
+          <button type="submit" class="button">
+            Set up two-step sign-in
+          </button>
+        </form>
+      </Section>
+    );
+  }
+  return (
+    <Section id="two-step" title="Two-step sign-in">
+      <p>
+        <span class="badge ok">On</span> Logging in takes your password and a code from your
+        authenticator app.
+      </p>
+      <p class={recoveryCodesLeft <= 2 ? 'error' : undefined} id="recovery-codes-left">
+        {recoveryCodesLeft === 1
+          ? '1 recovery code left.'
+          : `${recoveryCodesLeft} recovery codes left.`}
+        {recoveryCodesLeft <= 2 ? ' Make new ones before you run out.' : null}
+      </p>
+      <a class="button secondary" href="/account/two-step">
+        Manage two-step sign-in
+      </a>
+    </Section>
+  );
+}
+
 export function ForgotPage(props: { ctx: PageContext; email?: string; error?: string }) {
   return (
     <Layout ctx={props.ctx} title="Reset your password">
@@ -324,14 +367,21 @@ export function ResetPage(props: {
   action: string;
   minLength: number;
   error?: string;
+  /** The account has two-step sign-in on: the form asks for a code too (ASVS 6.4.3). */
+  twoStep?: boolean;
+  codeError?: string;
 }) {
+  const errors = [
+    ...(props.error ? [{ field: 'password', message: props.error }] : []),
+    ...(props.codeError ? [{ field: 'code', message: props.codeError }] : []),
+  ];
   return (
     <Layout ctx={props.ctx} title="Choose a new password">
       <Card
         title="Choose a new password"
         lead="Every device logged in to your account will be logged out. You then log in with the new password."
       >
-        <ErrorSummary errors={props.error ? [{ field: 'password', message: props.error }] : []} />
+        <ErrorSummary errors={errors} />
         <form method="post" action={props.action} novalidate>
           <Csrf token={props.ctx.csrfToken} />
           <Field
@@ -343,6 +393,16 @@ export function ResetPage(props: {
             minLength={props.minLength}
             error={props.error}
           />
+          {props.twoStep ? (
+            <Field
+              name="code"
+              label="Code from your authenticator app"
+              hint="Two-step sign-in is on for this account, and a new password does not turn it off. Lost your phone? Type one of your recovery codes instead."
+              autocomplete="one-time-code"
+              maxLength={40}
+              error={props.codeError}
+            />
+          ) : null}
           <button type="submit" class="button">
             Set the new password
           </button>
@@ -354,7 +414,12 @@ export function ResetPage(props: {
 
 export type ResetOutcome = 'reset' | 'used' | 'expired' | 'invalid';
 
-export function ResetOutcomePage(props: { ctx: PageContext; outcome: ResetOutcome }) {
+export function ResetOutcomePage(props: {
+  ctx: PageContext;
+  outcome: ResetOutcome;
+  /** Set when a recovery code was the second step. */
+  recoveryCodesLeft?: number;
+}) {
   const { ctx } = props;
   switch (props.outcome) {
     case 'reset':
@@ -364,6 +429,9 @@ export function ResetOutcomePage(props: { ctx: PageContext; outcome: ResetOutcom
             title="Your password has been changed"
             lead="Every device that was logged in has been logged out. Log in with your new password."
           >
+            {props.recoveryCodesLeft === undefined ? null : (
+              <RecoveryCodesLeftNote left={props.recoveryCodesLeft} />
+            )}
             <a class="button" href="/login">
               Log in
             </a>
@@ -504,4 +572,17 @@ export function EmailChangeOutcomePage(props: {
         </Layout>
       );
   }
+}
+
+/** After a recovery code was used: how many are left, and what to do when few are. */
+export function RecoveryCodesLeftNote(props: { left: number }) {
+  const count = props.left === 1 ? '1 recovery code' : `${props.left} recovery codes`;
+  return (
+    <p class="note" id="recovery-codes-left">
+      You used a recovery code; {count} left. Each works once.
+      {props.left <= 2
+        ? ' Make new ones on your account page (two-step sign-in) before you run out.'
+        : null}
+    </p>
+  );
 }
