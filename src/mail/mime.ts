@@ -63,6 +63,12 @@ const ATEXT_PHRASE = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$/;
 // Printable ASCII and tab: what a header may carry without an encoded-word.
 const PRINTABLE_ASCII = /^[\t\x20-\x7e]*$/;
 
+// A boundary only has to be unlike any line of the parts; quoted-printable encodes a "-" that
+// starts a line, so no encoded line can begin with "--". Unique per message: a random prefix per
+// process and a counter.
+const BOUNDARY_PREFIX = randomBytes(8).toString('hex');
+let boundaries = 0;
+
 const parsedFrom = new Map<string, Mailbox | null>();
 
 function parseMailbox(value: string): Mailbox | null {
@@ -126,7 +132,7 @@ export function writeMime(email: MimeInput): Buffer | null {
   if (!email.text || !email.html) return null;
   // Whitespace around a subject means nothing to a reader (and an empty one is left out).
   const subject = email.subject.replace(/\r?\n|\r/g, ' ').trim();
-  const boundary = `--_MP-${randomBytes(12).toString('hex')}-Part_1`;
+  const boundary = `--_MP-${BOUNDARY_PREFIX}${(++boundaries).toString(36)}-Part_1`;
   const lines = [
     header('From', formatMailbox(from)),
     header('To', email.to),
