@@ -10,6 +10,7 @@ const databaseFree = [
   'test/unit/config.test.ts',
   'test/unit/checks.test.ts',
   'test/unit/password.test.ts',
+  'test/unit/random.test.ts',
   'test/account/password-policy.test.ts',
   'test/mail/templates.test.ts',
   'test/inbox/catcher.test.ts',

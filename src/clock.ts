@@ -23,8 +23,27 @@ export interface Random {
   int(maxExclusive: number): number;
 }
 
+// Random bytes are drawn from the CSPRNG a few kilobytes at a time: each draw is a call into
+// OpenSSL, and ids, tokens and boundaries want a handful of bytes many times per request (as
+// Node's own randomUUID() buffers). Bytes handed out are copied and wiped from the pool.
+const POOL_BYTES = 4096;
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+
+function pooledRandomBytes(size: number): Buffer {
+  if (size > 256) return randomBytes(size);
+  if (poolOffset + size > pool.length) {
+    pool = randomBytes(POOL_BYTES);
+    poolOffset = 0;
+  }
+  const out = Buffer.from(pool.subarray(poolOffset, poolOffset + size));
+  pool.fill(0, poolOffset, poolOffset + size);
+  poolOffset += size;
+  return out;
+}
+
 export const cryptoRandom: Random = {
-  bytes: (size) => randomBytes(size),
+  bytes: pooledRandomBytes,
   int: (maxExclusive) => randomInt(maxExclusive),
 };
 

@@ -76,7 +76,9 @@ const SAFE_VALUE = /^(https?:\/\/[A-Za-z0-9._~:/?#@!$*+,;=%-]{1,240}|[A-Za-z0-9.
 const PRIVATE_USE = 0xe000;
 const MAX_FIELDS = 24; // 24 × 256 characters fit in the private use area (U+E000–U+F8FF)
 const MAX_SHAPES = 256;
-type Shape = { fields: string[]; text: string } | 'direct';
+/** The converted text as literal pieces and runs of one field's characters [field, start, end]. */
+type Piece = string | [field: string, start: number, end: number];
+type Shape = { fields: string[]; pieces: Piece[] } | 'direct';
 const shapes = new Map<string, Shape>();
 const brandingIds = new WeakMap<Branding, number>();
 let nextBrandingId = 0;
@@ -125,19 +127,51 @@ function textOfShippedTemplate(
       ...Array.from({ length }, (_, k) => PRIVATE_USE + i * 256 + k),
     );
   });
-  const made: Shape = { fields, text: toText(renderPlaceholders(placeholders)) };
+  const made: Shape = {
+    fields,
+    pieces: piecesOf(toText(renderPlaceholders(placeholders)), fields),
+  };
   const direct = toText(html);
   if (shapes.size >= MAX_SHAPES) shapes.clear();
   shapes.set(key, fill(made, values) === direct ? made : 'direct');
   return direct;
 }
 
-function fill(shape: { fields: string[]; text: string }, values: Record<string, string>): string {
-  return shape.text.replace(/[\ue000-\uf8ff]/g, (found) => {
-    const offset = found.charCodeAt(0) - PRIVATE_USE;
-    const field = shape.fields[offset >> 8];
-    return (field !== undefined ? values[field]?.[offset & 255] : undefined) ?? found;
-  });
+/** Splits a converted text into literal pieces and runs of consecutive placeholder characters. */
+function piecesOf(text: string, fields: string[]): Piece[] {
+  const pieces: Piece[] = [];
+  let literal = '';
+  let run: [string, number, number] | null = null;
+  for (const char of text) {
+    const offset = char.charCodeAt(0) - PRIVATE_USE;
+    const field = offset >= 0 && offset < fields.length * 256 ? fields[offset >> 8] : undefined;
+    if (field === undefined) {
+      if (run) pieces.push(run);
+      run = null;
+      literal += char;
+      continue;
+    }
+    const index = offset & 255;
+    if (run && run[0] === field && run[2] === index) {
+      run[2] = index + 1;
+      continue;
+    }
+    if (literal) pieces.push(literal);
+    literal = '';
+    if (run) pieces.push(run);
+    run = [field, index, index + 1];
+  }
+  if (run) pieces.push(run);
+  if (literal) pieces.push(literal);
+  return pieces;
+}
+
+function fill(shape: { pieces: Piece[] }, values: Record<string, string>): string {
+  let text = '';
+  for (const piece of shape.pieces) {
+    text += typeof piece === 'string' ? piece : (values[piece[0]] ?? '').slice(piece[1], piece[2]);
+  }
+  return text;
 }
 
 function escapeHtml(value: string): string {

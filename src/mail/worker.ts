@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Clock, Random } from '../clock.ts';
 import { lockForUpdate } from '../db/dialect.ts';
 import type { Db } from '../db/index.ts';
+import { preparedQuery } from '../db/prepared.ts';
 import type { Database, OutboxRow } from '../db/schema.ts';
 import { deliverWebhook } from '../events/webhook.ts';
 import { redactEmails } from '../logger.ts';
@@ -50,6 +51,40 @@ export interface OutboxWorker {
   stop(): Promise<void>;
   readonly id: string;
 }
+
+/**
+ * Leases up to `batchSize` due rows in one statement (SQLite, PostgreSQL). Built and compiled once:
+ * the worker claims after every wake-up, and building the query cost more than running it.
+ */
+const claimDue = preparedQuery<
+  { now: number; lockedUntil: number; lockedBy: string; batchSize: number },
+  OutboxRow
+>((db, param) =>
+  db
+    .updateTable('outbox')
+    .set((eb) => ({
+      locked_until: param('lockedUntil'),
+      locked_by: param('lockedBy'),
+      attempts: eb('attempts', '+', 1),
+    }))
+    .where(
+      'id',
+      'in',
+      lockForUpdate(
+        db,
+        db
+          .selectFrom('outbox')
+          .select('id')
+          .where('status', '=', 'pending')
+          .where('next_attempt_at', '<=', param('now'))
+          .where((w) => w.or([w('locked_until', 'is', null), w('locked_until', '<', param('now'))]))
+          .orderBy('next_attempt_at')
+          .limit(param('batchSize')),
+        { skipLocked: true },
+      ),
+    )
+    .returningAll(),
+);
 
 /** Exponential backoff with full jitter: a random wait up to base·2^(attempt-1), capped. */
 export function backoffMs(attempt: number, random: Random, baseMs: number, maxMs: number): number {
@@ -115,12 +150,13 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
         return rows.map((row) => ({ ...row, ...lease, attempts: row.attempts + 1 }));
       });
     }
-    return db.kysely
-      .updateTable('outbox')
-      .set((eb) => ({ ...lease, attempts: eb('attempts', '+', 1) }))
-      .where('id', 'in', due(db.kysely).select('id'))
-      .returningAll()
-      .execute();
+    const { rows } = await claimDue(db.kysely, {
+      now,
+      lockedUntil: lease.locked_until,
+      lockedBy: id,
+      batchSize,
+    });
+    return rows;
   }
 
   async function deliver(row: OutboxRow & { payload: string }): Promise<void> {
