@@ -1,18 +1,12 @@
 import nodemailer from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { Config } from '../config.ts';
-import { envelopeSender, writeMime } from './mime.ts';
+import { envelopeSender, type MimeInput, writeMime } from './mime.ts';
 
 export { composeMime } from './mime.ts';
 
-export interface OutgoingEmail {
-  from: string;
-  to: string;
-  subject: string;
-  html: string;
-  text: string;
-  messageId: string;
-  replyTo?: { name: string; address: string };
+/** A message to send: what goes into its MIME form, and where it came from. */
+export interface OutgoingEmail extends Omit<MimeInput, 'date' | 'provenance'> {
   /** Which template, flow and request made this message; kept by the inbox, not sent to the internet. */
   provenance: {
     template: string;
