@@ -66,6 +66,8 @@ export interface Config {
   adminToken: string | null;
   passwordMinLength: number;
   requireVerifiedLogin: boolean;
+  /** REQUIRE_TWO_STEP: accounts without two-step sign-in may only set it up (decision 014). */
+  requireTwoStep: boolean;
   ttl: {
     signupLinkSeconds: number;
     codeSeconds: number;
@@ -306,6 +308,7 @@ function buildConfig(read: EnvReader): Config {
     adminToken: readAdminToken(read, isProduction),
     passwordMinLength,
     requireVerifiedLogin: read.bool('REQUIRE_VERIFIED_LOGIN', false),
+    requireTwoStep: read.bool('REQUIRE_TWO_STEP', false),
     ttl: {
       signupLinkSeconds: read.duration('SIGNUP_LINK_TTL', 3600),
       codeSeconds: Math.min(read.duration('CODE_TTL', 600), 600),

@@ -1,9 +1,10 @@
 // Recovery codes: ten single-use codes shown once when two-step sign-in is turned on, for the
-// day the phone is lost. Only a keyed hash of each is stored; making new ones replaces them all.
-import { createHmac, hkdfSync } from 'node:crypto';
+// day the phone is lost. Only an argon2id hash of each is stored (ASVS 6.5.2); making new ones
+// replaces them all.
 import type { Kysely, Transaction } from 'kysely';
 import { newId, type Random } from '../clock.ts';
 import type { Database } from '../db/schema.ts';
+import { hashPassword, verifyPassword } from './password.ts';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -26,46 +27,47 @@ export function normaliseRecoveryCode(input: string): string | null {
   return CODE_PATTERN.test(code) ? code : null;
 }
 
-const keys = new Map<string, Buffer>();
+/**
+ * A lookup secret of about 49.5 bits, under the 112 of ASVS 6.5.2, so it is stored as passwords
+ * are: argon2id with a random salt per code (src/accounts/password.ts), hashed on libuv's thread
+ * pool. A copy of the table (even with SECRET_KEY) costs a slow hash per guess per code.
+ */
+export function hashRecoveryCode(normalised: string): Promise<string> {
+  return hashPassword(normalised);
+}
 
-function hashKey(secretKey: string): Buffer {
-  let key = keys.get(secretKey);
-  if (!key) {
-    key = Buffer.from(
-      hkdfSync('sha256', secretKey, Buffer.alloc(0), 'mailproof recovery code', 32),
-    );
-    keys.set(secretKey, key);
-  }
-  return key;
+/** Ten new codes and their hashes, not stored yet. */
+export interface MadeRecoveryCodes {
+  codes: string[];
+  hashes: string[];
 }
 
 /**
- * Keyed with a key derived from SECRET_KEY, like the 8-digit codes (decision 002): a leaked
- * table cannot be searched offline without it. Bound to the account, so equal codes of two
- * accounts hash apart.
+ * Draws ten codes and hashes them, side by side on the thread pool. Callers that can do this
+ * before their transaction do (turning it on), so the transaction does not wait for ten hashes.
  */
-export function hashRecoveryCode(secretKey: string, userId: string, normalised: string): string {
-  return createHmac('sha256', hashKey(secretKey)).update(`${userId}:${normalised}`).digest('hex');
+export async function makeRecoveryCodes(random: Random): Promise<MadeRecoveryCodes> {
+  const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => newRecoveryCode(random));
+  const hashes = await Promise.all(
+    codes.map((code) => hashRecoveryCode(normaliseRecoveryCode(code) ?? '')),
+  );
+  return { codes, hashes };
 }
 
 /** Replaces every recovery code of the account with ten new ones, returned for showing once. */
 export async function replaceRecoveryCodes(
   db: Executor,
-  options: { userId: string; secretKey: string; random: Random; now: number },
+  options: { userId: string; random: Random; now: number; made?: MadeRecoveryCodes },
 ): Promise<string[]> {
-  const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => newRecoveryCode(options.random));
+  const { codes, hashes } = options.made ?? (await makeRecoveryCodes(options.random));
   await db.deleteFrom('two_step_recovery_codes').where('user_id', '=', options.userId).execute();
   await db
     .insertInto('two_step_recovery_codes')
     .values(
-      codes.map((code) => ({
+      codes.map((_, i) => ({
         id: newId(options.random),
         user_id: options.userId,
-        code_hash: hashRecoveryCode(
-          options.secretKey,
-          options.userId,
-          normaliseRecoveryCode(code) ?? '',
-        ),
+        code_hash: hashes[i] ?? '',
         used_at: null,
         created_at: options.now,
       })),
@@ -76,29 +78,36 @@ export async function replaceRecoveryCodes(
 
 export type RecoveryCodeUse = 'used' | 'already_used' | 'wrong';
 
-/** Spends the code if it is one of the account's unused ones: one statement, so only once. */
+/**
+ * Spends the code if it is one of the account's unused ones. Each hash has its own salt, so the
+ * typed code is checked against every code of the account (ten at most: used ones too, to tell
+ * "already used" apart), concurrently; the one that matches is spent by a single conditional
+ * UPDATE (used_at IS NULL), so of two requests with the same code only one spends it.
+ */
 export async function useRecoveryCode(
   db: Executor,
-  options: { userId: string; secretKey: string; code: string; now: number },
+  options: { userId: string; code: string; now: number },
 ): Promise<RecoveryCodeUse> {
   const normalised = normaliseRecoveryCode(options.code);
   if (!normalised) return 'wrong';
-  const codeHash = hashRecoveryCode(options.secretKey, options.userId, normalised);
+  const rows = await db
+    .selectFrom('two_step_recovery_codes')
+    .select(['id', 'code_hash', 'used_at'])
+    .where('user_id', '=', options.userId)
+    .limit(RECOVERY_CODE_COUNT)
+    .execute();
+  const matches = await Promise.all(rows.map((row) => verifyPassword(row.code_hash, normalised)));
+  const match = rows.find((_, i) => matches[i]);
+  if (!match) return 'wrong';
+  if (match.used_at !== null) return 'already_used';
   const spent = await db
     .updateTable('two_step_recovery_codes')
     .set({ used_at: options.now })
+    .where('id', '=', match.id)
     .where('user_id', '=', options.userId)
-    .where('code_hash', '=', codeHash)
     .where('used_at', 'is', null)
     .executeTakeFirst();
-  if (Number(spent.numUpdatedRows) > 0) return 'used';
-  const known = await db
-    .selectFrom('two_step_recovery_codes')
-    .select('id')
-    .where('user_id', '=', options.userId)
-    .where('code_hash', '=', codeHash)
-    .executeTakeFirst();
-  return known ? 'already_used' : 'wrong';
+  return Number(spent.numUpdatedRows) > 0 ? 'used' : 'already_used';
 }
 
 export async function recoveryCodesLeft(db: Executor, userId: string): Promise<number> {

@@ -11,7 +11,12 @@ import type { Database, User } from '../db/schema.ts';
 import { enqueueEmail } from '../mail/outbox.ts';
 import { WRONG_PASSWORD, type WrongPassword } from './account.ts';
 import { verifyPassword } from './password.ts';
-import { recoveryCodesLeft, replaceRecoveryCodes, useRecoveryCode } from './recovery-codes.ts';
+import {
+  makeRecoveryCodes,
+  recoveryCodesLeft,
+  replaceRecoveryCodes,
+  useRecoveryCode,
+} from './recovery-codes.ts';
 import { type NewSession, rotateSession } from './session.ts';
 import {
   base32Of,
@@ -80,6 +85,21 @@ export async function twoStepEnabled(db: Executor, userId: string): Promise<bool
     .executeTakeFirst();
   return row !== undefined;
 }
+
+/**
+ * REQUIRE_TWO_STEP: true when the site requires two-step sign-in and this account has not set it
+ * up yet. Its session may then only set it up (or log out); the pages and the API ask this once,
+ * in their login guards. No query when the setting is off.
+ */
+export async function twoStepSetupRequired(ctx: AppContext, userId: string): Promise<boolean> {
+  return ctx.config.requireTwoStep && !(await twoStepEnabled(ctx.db.kysely, userId));
+}
+
+export const TWO_STEP_REQUIRED_BY_SITE = {
+  status: 'required_by_site',
+  message:
+    'This site requires two-step sign-in, so it cannot be turned off. You can make new recovery codes.',
+} as const;
 
 export async function twoStepStatus(db: Executor, userId: string): Promise<TwoStepStatus> {
   const enabled = await twoStepEnabled(db, userId);
@@ -195,6 +215,8 @@ export async function confirmEnrolment(
   const step = secret ? matchTotp(secret, typed, now, null) : null;
   if (step === null) return CODE_WRONG;
 
+  // Ten argon2id hashes take a while: made before the transaction, which then does not wait.
+  const made = await makeRecoveryCodes(ctx.random);
   const done = await ctx.db.kysely.transaction().execute(async (trx) => {
     const inserted = await insertUnlessTaken(
       trx,
@@ -209,9 +231,9 @@ export async function confirmEnrolment(
     if (!inserted) return null;
     const recoveryCodes = await replaceRecoveryCodes(trx, {
       userId: user.id,
-      secretKey: ctx.config.secretKey,
       random: ctx.random,
       now,
+      made,
     });
     await trx.deleteFrom('two_step_enrolments').where('user_id', '=', user.id).execute();
     await queueNotice(ctx, trx, user.email, {
@@ -259,12 +281,7 @@ export async function useSecondFactor(
   if (new RegExp(`^\\d{${TOTP_DIGITS}}$`).test(typed)) {
     return useAppCode(ctx, db, userId, totp, typed, now);
   }
-  const use = await useRecoveryCode(db, {
-    userId,
-    secretKey: ctx.config.secretKey,
-    code: typed,
-    now,
-  });
+  const use = await useRecoveryCode(db, { userId, code: typed, now });
   if (use === 'used') {
     return {
       status: 'ok',
@@ -333,12 +350,14 @@ async function withSecondFactor<T>(
 export type DisableResult =
   | { status: 'disabled'; session: NewSession }
   | { status: 'not_enabled' }
+  | typeof TWO_STEP_REQUIRED_BY_SITE
   | WrongPassword
   | CodeProblem;
 
 /**
  * Turns two-step sign-in off with the password and a code (or a recovery code): the secret,
- * recovery codes and waiting logins go, the owner is told, this session gets a new id.
+ * recovery codes and waiting logins go, the owner is told, this session gets a new id. Refused
+ * while the site requires two-step sign-in (REQUIRE_TWO_STEP).
  */
 export async function disableTwoStep(
   ctx: AppContext,
@@ -346,6 +365,8 @@ export async function disableTwoStep(
   sessionIdHash: string,
   input: { password: string; code: string; requestId?: string | null },
 ): Promise<DisableResult> {
+  // REQUIRE_TWO_STEP: only the operator (`mailproof two-step off EMAIL`) turns it off then.
+  if (ctx.config.requireTwoStep) return TWO_STEP_REQUIRED_BY_SITE;
   if (!(await verifyPassword(user.password_hash, input.password))) return WRONG_PASSWORD;
   if (input.code.trim() === '') return CODE_REQUIRED;
   const now = ctx.clock.now();
@@ -383,7 +404,6 @@ export async function regenerateRecoveryCodes(
   return withSecondFactor(ctx, user, input.code, async (trx) => {
     const recoveryCodes = await replaceRecoveryCodes(trx, {
       userId: user.id,
-      secretKey: ctx.config.secretKey,
       random: ctx.random,
       now,
     });

@@ -12,6 +12,7 @@ import * as m002 from './migrations/002_contact.ts';
 import * as m003 from './migrations/003_worker_heartbeats.ts';
 import * as m004 from './migrations/004_account_lifecycle.ts';
 import * as m005 from './migrations/005_two_step.ts';
+import * as m006 from './migrations/006_recovery_code_argon2.ts';
 import { mysqlTableOptions, openMysql as openMysqlPool } from './mysql.ts';
 import type { SyncSqlite, SyncSqliteRunner } from './prepared.ts';
 import type { Database } from './schema.ts';
@@ -211,6 +212,7 @@ const migrations: Record<string, Migration> = {
   '003_worker_heartbeats': m003,
   '004_account_lifecycle': m004,
   '005_two_step': m005,
+  '006_recovery_code_argon2': m006,
 };
 
 /**

@@ -35,6 +35,7 @@ import {
   type SessionValidation,
 } from '../accounts/session.ts';
 import { signUp, validateSignup } from '../accounts/signup.ts';
+import { twoStepSetupRequired } from '../accounts/two-step.ts';
 import {
   confirmContactCode,
   confirmContactToken,
@@ -46,7 +47,7 @@ import { clientAndAddress, type LimitName, type RateLimits } from '../ratelimit/
 import { sendApiError, sendRateLimited } from './errors.ts';
 import { clearSessionCookie, getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
 import { twoStepApiRoutes, twoStepRequiredResponse } from './two-step-api.ts';
-import { countingWrongCodes } from './two-step-guard.ts';
+import { countingWrongCodes, TWO_STEP_SETUP_REQUIRED_API } from './two-step-guard.ts';
 
 export interface ApiOptions {
   ctx: AppContext;
@@ -98,8 +99,13 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
     reply: FastifyReply,
   ): Promise<Extract<SessionValidation, { user: object }> | null> {
     const auth = await getAuth(ctx, request);
-    if (auth.user) return auth;
-    sendApiError(reply, 401, 'unauthenticated', 'Log in first.');
+    if (!auth.user) {
+      sendApiError(reply, 401, 'unauthenticated', 'Log in first.');
+      return null;
+    }
+    // REQUIRE_TWO_STEP: a session without two-step sign-in may only set it up (two-step-api.ts).
+    if (!(await twoStepSetupRequired(ctx, auth.user.id))) return auth;
+    sendApiError(reply, 403, 'two_step_setup_required', TWO_STEP_SETUP_REQUIRED_API);
     return null;
   }
 

@@ -39,7 +39,7 @@ import {
   type SessionValidation,
 } from '../accounts/session.ts';
 import { signUp, validateSignup } from '../accounts/signup.ts';
-import { twoStepStatus } from '../accounts/two-step.ts';
+import { twoStepSetupRequired, twoStepStatus } from '../accounts/two-step.ts';
 import {
   CONTACT_LIMITS,
   confirmContactCode,
@@ -57,7 +57,7 @@ import { adminAuthorized, requestAdminAuth } from './admin-auth.ts';
 import { logRateLimited } from './errors.ts';
 import { clearSessionCookie, getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
 import { setChallengeCookie } from './two-step-cookie.ts';
-import { countingWrongCodes } from './two-step-guard.ts';
+import { countingWrongCodes, TWO_STEP_SETUP_REQUIRED } from './two-step-guard.ts';
 import {
   type AccountErrors,
   AccountPage,
@@ -270,6 +270,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
     const previous = sessionToken(ctx, request);
     if (previous) await invalidateSession(ctx, previous);
     setSessionCookie(ctx, reply, result.sessionToken, result.expiresAt);
+    if (await twoStepSetupRequired(ctx, result.user.id)) return toTwoStepSetup(reply);
     setFlash(ctx, reply, { kind: 'success', message: 'You are logged in.' });
     return reply.redirect('/account', 303);
   });
@@ -317,10 +318,21 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
 
   async function requireLogin(request: FastifyRequest, reply: FastifyReply): Promise<Auth | null> {
     const auth = await getAuth(ctx, request);
-    if (auth.user) return auth;
+    if (auth.user) {
+      // REQUIRE_TWO_STEP: a session without two-step sign-in may only set it up.
+      if (!(await twoStepSetupRequired(ctx, auth.user.id))) return auth;
+      toTwoStepSetup(reply);
+      return null;
+    }
     setFlash(ctx, reply, { kind: 'info', message: 'Log in to see your account.' });
     reply.redirect('/login', 303);
     return null;
+  }
+
+  /** REQUIRE_TWO_STEP: every page but the setup's (and logging out) sends such a session there. */
+  function toTwoStepSetup(reply: FastifyReply): FastifyReply {
+    setFlash(ctx, reply, { kind: 'info', message: TWO_STEP_SETUP_REQUIRED });
+    return reply.redirect('/account/two-step', 303);
   }
 
   function done(reply: FastifyReply, flash: Flash, to = '/account'): FastifyReply {

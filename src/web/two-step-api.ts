@@ -206,7 +206,7 @@ export const twoStepApiRoutes: FastifyPluginAsyncZod<TwoStepApiOptions> = async 
     {
       schema: {
         summary:
-          'Turn two-step sign-in off with the password and a code (or a recovery code); answers a new session cookie',
+          'Turn two-step sign-in off with the password and a code (or a recovery code); answers a new session cookie. Refused (400 two_step_required_by_site) when the site requires two-step sign-in',
         body: passwordAndCode,
         response: {
           200: z.object({ status: z.literal('disabled') }),
@@ -238,6 +238,8 @@ export const twoStepApiRoutes: FastifyPluginAsyncZod<TwoStepApiOptions> = async 
           return reply.send({ status: 'disabled' });
         case 'not_enabled':
           return sendApiError(reply, 409, 'not_enabled', 'Two-step sign-in is not on.');
+        case 'required_by_site':
+          return sendApiError(reply, 400, 'two_step_required_by_site', result.message);
         case 'invalid':
           return sendRefusal(reply, result);
       }

@@ -6,6 +6,15 @@ import type { LimitName, LimitResult, RateLimits } from '../ratelimit/limiter.ts
 
 export type Refusal = Extract<LimitResult, { ok: false }>;
 
+/**
+ * REQUIRE_TWO_STEP (decision 014): what a session of an account without two-step sign-in is told
+ * by every page and API route but setting it up, `GET /api/me` and logging out.
+ */
+export const TWO_STEP_SETUP_REQUIRED =
+  'This site requires two-step sign-in. Set it up to continue: you will need an authenticator app.';
+export const TWO_STEP_SETUP_REQUIRED_API =
+  'This site requires two-step sign-in. Set it up first: POST /api/two-step/setup, then POST /api/two-step/enable.';
+
 export async function countingWrongCodes<T>(
   limits: RateLimits,
   options: {

@@ -194,6 +194,7 @@ export const twoStepPageRoutes: FastifyPluginAsync<TwoStepPageOptions> = async (
           ctx={page}
           recoveryCodesLeft={twoStep.recoveryCodesLeft}
           errors={errors}
+          required={ctx.config.requireTwoStep}
         />,
         status,
       );
@@ -205,7 +206,11 @@ export const twoStepPageRoutes: FastifyPluginAsync<TwoStepPageOptions> = async (
         status,
       );
     }
-    return sendPage(reply, <TwoStepIntroPage ctx={page} />, status);
+    return sendPage(
+      reply,
+      <TwoStepIntroPage ctx={page} required={ctx.config.requireTwoStep} />,
+      status,
+    );
   }
 
   app.get('/account/two-step', async (request, reply) => {
@@ -297,6 +302,8 @@ export const twoStepPageRoutes: FastifyPluginAsync<TwoStepPageOptions> = async (
           }
           case 'not_enabled':
             return done(reply, { kind: 'info', message: 'Two-step sign-in is off.' });
+          case 'required_by_site':
+            return renderTwoStep(request, reply, auth, { off: result.message }, 400);
           case 'invalid': {
             const key = result.field === 'code' ? `${prefix}-code` : `${prefix}-password`;
             return renderTwoStep(request, reply, auth, { [key]: result.message }, 400);

@@ -10,6 +10,8 @@ import type { LightMyRequestResponse } from 'fastify';
 import { Secret, TOTP } from 'otpauth';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { hashSessionId } from '../../src/accounts/session.ts';
+import { turnTwoStepOffByOperator } from '../../src/accounts/two-step.ts';
+import { cryptoRandom } from '../../src/clock.ts';
 import { createLogger } from '../../src/logger.ts';
 import {
   address,
@@ -855,6 +857,269 @@ describe('forms of two-step sign-in', () => {
       expect(res.headers.location).toBe('/login');
     }
   });
+});
+
+// REQUIRE_TWO_STEP=true (ASVS 6.3.3 for every account): a password login of an account without
+// two-step sign-in makes a session that can only set it up; turning it off is refused.
+describe('REQUIRE_TWO_STEP=true', () => {
+  let strict: TestRuntime;
+  beforeAll(async () => {
+    strict = await createTestRuntime({ env: { REQUIRE_TWO_STEP: 'true' } });
+  });
+  afterAll(async () => {
+    await strict.close();
+  });
+  beforeEach(() => {
+    strict.limits.reset();
+  });
+
+  function strictCode(secret: string): string {
+    strict.clock.advance(STEP_MS);
+    return TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: strict.clock.now() });
+  }
+
+  async function totpRows(userId: string): Promise<number> {
+    const rows = await strict.db.kysely
+      .selectFrom('two_step_totp')
+      .select('user_id')
+      .where('user_id', '=', userId)
+      .execute();
+    return rows.length;
+  }
+
+  /** Sets two-step sign-in up through the API (allowed to a restricted session); its secret. */
+  async function enable(jar: Jar): Promise<string> {
+    const setup = await api(strict, 'POST', '/api/two-step/setup', jar);
+    expect(setup.statusCode).toBe(200);
+    const { secret } = setup.json() as { secret: string };
+    const enabled = await api(strict, 'POST', '/api/two-step/enable', jar, {
+      password: PASSWORD,
+      code: strictCode(secret),
+    });
+    expect(enabled.statusCode).toBe(200);
+    return secret;
+  }
+
+  it('pages: the password logs in, but every page other than /account/two-step redirects there until it is on', async () => {
+    const email = address('required-pages');
+    await signUp(strict, email);
+    const jar: Jar = {};
+    const login = await submitForm(strict, '/login', '/login', { email, password: PASSWORD }, jar);
+    expect(login.statusCode).toBe(303);
+    expect(login.headers.location).toBe('/account/two-step');
+    expect(jar.mp_session).toBeTruthy();
+
+    const setupPage = await getPage(strict, '/account/two-step', jar);
+    expect(setupPage.statusCode).toBe(200);
+    expect(setupPage.body).toContain('This site requires two-step sign-in');
+    expect(setupPage.body).toContain('Set up two-step sign-in');
+    expect(setupPage.body).not.toContain('Not now');
+
+    const account = await getPage(strict, '/account', jar);
+    expect(account.statusCode).toBe(303);
+    expect(account.headers.location).toBe('/account/two-step');
+    const flashed = await getPage(strict, '/account/two-step', jar);
+    expect(flashed.body).toContain('This site requires two-step sign-in. Set it up to continue');
+
+    // A form of the account page is refused the same way, and does nothing.
+    const before = (await userRow(strict, email))?.password_hash;
+    const change = await postForm(
+      strict,
+      '/account',
+      {
+        _csrf: csrfOf(flashed.body),
+        intent: 'change_password',
+        currentPassword: PASSWORD,
+        newPassword: NEW_PASSWORD,
+      },
+      jar,
+    );
+    expect(change.statusCode).toBe(303);
+    expect(change.headers.location).toBe('/account/two-step');
+    expect((await userRow(strict, email))?.password_hash).toBe(before);
+
+    // Setting it up through the page works, and lifts the restriction.
+    const start = await postForm(
+      strict,
+      '/account/two-step',
+      { _csrf: csrfOf(flashed.body), intent: 'start' },
+      jar,
+    );
+    expect(start.statusCode).toBe(303);
+    const setup = await getPage(strict, '/account/two-step', jar);
+    const grouped = /id="two-step-secret">([A-Z2-7 ]+)</.exec(setup.body)?.[1] ?? '';
+    const secret = grouped.replaceAll(' ', '');
+    expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+    const confirm = await postForm(
+      strict,
+      '/account/two-step',
+      {
+        _csrf: csrfOf(setup.body),
+        intent: 'confirm',
+        password: PASSWORD,
+        code: strictCode(secret),
+      },
+      jar,
+    );
+    expect(confirm.statusCode).toBe(200);
+    expect(confirm.body).toContain('Save these codes now');
+    expect(await totpRows((await userRow(strict, email))?.id ?? '')).toBe(1);
+    const after = await getPage(strict, '/account', jar);
+    expect(after.statusCode).toBe(200);
+    expect(after.body).toMatch(/<span class="badge ok">On<\/span>/);
+
+    // Logging out works from a restricted session too.
+    const other = address('required-logout');
+    await signUp(strict, other);
+    const otherJar = await logIn(strict, other);
+    const page = await getPage(strict, '/account/two-step', otherJar);
+    const out = await postForm(strict, '/logout', { _csrf: csrfOf(page.body) }, otherJar);
+    expect(out.statusCode).toBe(303);
+    expect(out.headers.location).toBe('/');
+    expect((await me(strict, otherJar)).statusCode).toBe(401);
+  });
+
+  it('API: 403 two_step_setup_required, except GET /api/me, the two-step routes and logout', async () => {
+    const email = address('required-api');
+    await signUp(strict, email);
+    const jar = await logIn(strict, email);
+    const userId = (await userRow(strict, email))?.id ?? '';
+
+    const who = await me(strict, jar);
+    expect(who.statusCode).toBe(200);
+    expect(who.json()).toEqual({ email, emailVerified: true });
+    const status = await api(strict, 'GET', '/api/two-step', jar);
+    expect(status.statusCode).toBe(200);
+    expect(status.json()).toEqual({ enabled: false, recoveryCodesLeft: 0 });
+
+    const refused = [
+      await api(strict, 'GET', '/api/sessions', jar),
+      await api(strict, 'POST', '/api/password/change', jar, {
+        currentPassword: PASSWORD,
+        newPassword: NEW_PASSWORD,
+      }),
+      await api(strict, 'POST', '/api/email/change', jar, {
+        newEmail: address('required-new'),
+        password: PASSWORD,
+      }),
+      await api(strict, 'POST', '/api/logout/everywhere', jar, { password: PASSWORD }),
+      await api(strict, 'POST', '/api/account/delete', jar, { password: PASSWORD }),
+    ];
+    for (const res of refused) {
+      expect(res.statusCode).toBe(403);
+      const body = res.json() as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('two_step_setup_required');
+      expect(body.error.message).toMatch(/requires two-step sign-in.*set it up/i);
+    }
+    // Nothing of it happened: the account, its password and its session are all still there.
+    expect(await userRow(strict, email)).toBeDefined();
+    expect(await sessionCount(strict, userId)).toBe(1);
+    expect((await logIn(strict, email)).mp_session).toBeTruthy();
+
+    await enable(jar);
+    const sessions = await api(strict, 'GET', '/api/sessions', jar);
+    expect(sessions.statusCode).toBe(200);
+    expect((await me(strict, jar)).json()).toEqual({ email, emailVerified: true });
+
+    // Logging out needs nothing set up.
+    const other = address('required-api-logout');
+    await signUp(strict, other);
+    const otherJar = await logIn(strict, other);
+    const out = await api(strict, 'POST', '/api/logout', otherJar);
+    expect(out.statusCode).toBe(200);
+    expect((await me(strict, otherJar)).statusCode).toBe(401);
+  });
+
+  it('refuses turning it off (API 400, page 400), yet the operator can; then it must be set up again', async () => {
+    const email = address('required-off');
+    await signUp(strict, email);
+    const jar = await logIn(strict, email);
+    const userId = (await userRow(strict, email))?.id ?? '';
+    const secret = await enable(jar);
+
+    const off = await api(strict, 'POST', '/api/two-step/disable', jar, {
+      password: PASSWORD,
+      code: strictCode(secret),
+    });
+    expect(off.statusCode).toBe(400);
+    expect(off.json()).toMatchObject({ error: { code: 'two_step_required_by_site' } });
+    expect(await totpRows(userId)).toBe(1);
+
+    const manage = await getPage(strict, '/account/two-step', jar);
+    expect(manage.statusCode).toBe(200);
+    expect(manage.body).toContain('Two-step sign-in is on');
+    expect(manage.body).not.toContain('value="disable"');
+    expect(manage.body).toContain('cannot be turned off');
+    const offPage = await postForm(
+      strict,
+      '/account/two-step',
+      {
+        _csrf: csrfOf(manage.body),
+        intent: 'disable',
+        password: PASSWORD,
+        code: strictCode(secret),
+      },
+      jar,
+    );
+    expect(offPage.statusCode).toBe(400);
+    expect(offPage.body).toContain(
+      'This site requires two-step sign-in, so it cannot be turned off.',
+    );
+    expect(await totpRows(userId)).toBe(1);
+
+    // The operator's way (what `mailproof two-step off EMAIL` runs) still works.
+    expect(
+      await turnTwoStepOffByOperator(strict.db.kysely, strict.config, email, {
+        random: cryptoRandom,
+        now: strict.clock.now(),
+      }),
+    ).toBe(true);
+    expect(await totpRows(userId)).toBe(0);
+    // The password alone logs in again, into a session that must set it up.
+    const again: Jar = {};
+    const login = await submitForm(
+      strict,
+      '/login',
+      '/login',
+      { email, password: PASSWORD },
+      again,
+    );
+    expect(login.statusCode).toBe(303);
+    expect(login.headers.location).toBe('/account/two-step');
+    const sessions = await api(strict, 'GET', '/api/sessions', again);
+    expect(sessions.statusCode).toBe(403);
+    expect(sessions.json()).toMatchObject({ error: { code: 'two_step_setup_required' } });
+  });
+
+  it.runIf(testDb === 'sqlite')(
+    'the command `mailproof two-step off` still works with it on',
+    async () => {
+      const email = address('required-cli');
+      await signUp(strict, email);
+      const jar = await logIn(strict, email);
+      const userId = (await userRow(strict, email))?.id ?? '';
+      await enable(jar);
+      const run = spawnSync(
+        process.execPath,
+        [path.resolve('bin/mailproof.js'), 'two-step', 'off', email],
+        {
+          env: {
+            PATH: process.env.PATH ?? '',
+            DATA_DIR: strict.dataDir,
+            DATABASE_URL: strict.config.databaseUrl,
+            REQUIRE_TWO_STEP: 'true',
+            LOG_LEVEL: 'silent',
+          },
+          encoding: 'utf8',
+          timeout: 30_000,
+        },
+      );
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      expect(await totpRows(userId)).toBe(0);
+      expect((await api(strict, 'GET', '/api/sessions', jar)).statusCode).toBe(403);
+    },
+  );
 });
 
 // The command reads the database the app uses; on SQLite that is a file a child can open.

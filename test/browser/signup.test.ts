@@ -148,7 +148,9 @@ describe('sign-up in a real browser', () => {
 
       await logInInBrowser(page, email);
       expect(await page.getByRole('status').textContent()).toContain('You are logged in.');
-      expect(((await page.locator('.details .badge').textContent()) ?? '').trim()).toBe('Confirmed');
+      expect(((await page.locator('.details .badge').textContent()) ?? '').trim()).toBe(
+        'Confirmed',
+      );
       expect(await page.locator('.details dd').first().textContent()).toBe(email);
       expect(consoleErrors).toEqual([]);
     } finally {
@@ -180,7 +182,9 @@ describe('sign-up in a real browser', () => {
       await page.getByRole('link', { name: 'Log in' }).last().click();
       await page.waitForURL(`${baseUrl}/login`);
       await logInInBrowser(page, email);
-      expect(((await page.locator('.details .badge').textContent()) ?? '').trim()).toBe('Confirmed');
+      expect(((await page.locator('.details .badge').textContent()) ?? '').trim()).toBe(
+        'Confirmed',
+      );
     } finally {
       await context.close();
     }

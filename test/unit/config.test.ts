@@ -66,6 +66,7 @@ describe('loadConfig defaults', () => {
     expect(config.inbox.smtpPort).toBe(2525);
     expect(config.passwordMinLength).toBe(15);
     expect(config.requireVerifiedLogin).toBe(false);
+    expect(config.requireTwoStep).toBe(false);
     expect(config.ttl).toEqual({
       signupLinkSeconds: 3600,
       codeSeconds: 600,
@@ -103,6 +104,7 @@ describe('loadConfig defaults', () => {
       PASSWORD_MIN_LENGTH: '8',
       RATE_LIMITS: 'off',
       REQUIRE_VERIFIED_LOGIN: 'true',
+      REQUIRE_TWO_STEP: 'yes',
     });
     expect(config.mail).toMatchObject({
       server: 'smtp.example.com',
@@ -117,6 +119,7 @@ describe('loadConfig defaults', () => {
     expect(config.passwordMinLength).toBe(8);
     expect(config.rateLimits.enabled).toBe(false);
     expect(config.requireVerifiedLogin).toBe(true);
+    expect(config.requireTwoStep).toBe(true);
   });
 
   it('never lets a code live longer than 10 minutes', () => {
@@ -131,6 +134,7 @@ describe('loadConfig refuses bad values with a message naming the variable', () 
     ['MAIL_PORT', '70000'],
     ['MAIL_USE_TLS', 'maybe'],
     ['MAIL_USE_SSL', 'sometimes'],
+    ['REQUIRE_TWO_STEP', 'mandatory'],
     ['BASE_URL', 'notaurl'],
     ['BASE_URL', 'ftp://example.com'],
     ['DATABASE_URL', 'ftp://x'],

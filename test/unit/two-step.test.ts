@@ -1,11 +1,10 @@
 // Two-step sign-in's parts (docs/decisions/014): TOTP codes as authenticator apps make them
 // (RFC 6238), accepted one step either side of now and once; the secret stored only encrypted;
-// recovery codes that work once and are stored only as keyed hashes.
+// recovery codes that work once and are stored only as argon2id hashes (ASVS 6.5.2).
 import { Secret, TOTP } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashPassword } from '../../src/accounts/password.ts';
+import { hashPassword, verifyPassword } from '../../src/accounts/password.ts';
 import {
-  hashRecoveryCode,
   newRecoveryCode,
   normaliseRecoveryCode,
   RECOVERY_CODE_COUNT,
@@ -210,11 +209,10 @@ describe('with a database', () => {
     });
   });
 
-  it('makes ten readable recovery codes, stores only their keyed hashes, accepts each once', async () => {
+  it('makes ten readable recovery codes, stores only their argon2id hashes, accepts each once', async () => {
     const owner = await user();
     const codes = await replaceRecoveryCodes(rt.db.kysely, {
       userId: owner.id,
-      secretKey: SECRET_KEY,
       random: cryptoRandom,
       now: NOW,
     });
@@ -233,38 +231,86 @@ describe('with a database', () => {
       expect(stored).not.toContain(code);
       expect(stored).not.toContain(code.replace('-', ''));
     }
+    // argon2id with the password options (OWASP's minimum) and a salt of its own per code.
+    for (const row of rows) {
+      expect(row.code_hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$/);
+    }
+    expect(new Set(rows.map((r) => r.code_hash.split('$')[4])).size).toBe(RECOVERY_CODE_COUNT);
     const first = codes[0] ?? '';
-    expect(rows.map((r) => r.code_hash)).toContain(
-      hashRecoveryCode(SECRET_KEY, owner.id, normaliseRecoveryCode(first) ?? ''),
+    const matching = await Promise.all(
+      rows.map((r) => verifyPassword(r.code_hash, normaliseRecoveryCode(first) ?? '')),
     );
+    expect(matching.filter(Boolean)).toHaveLength(1);
 
     const use = (code: string) =>
-      useRecoveryCode(rt.db.kysely, { userId: owner.id, secretKey: SECRET_KEY, code, now: NOW });
+      useRecoveryCode(rt.db.kysely, { userId: owner.id, code, now: NOW });
     // Typed in capitals, with spaces instead of the dash: still the code.
     expect(await use(first.toUpperCase().replace('-', ' '))).toBe('used');
     expect(await use(first)).toBe('already_used');
     expect(await use('zzzzz-zzzzz')).toBe('wrong');
     expect(await use('not a code')).toBe('wrong');
+    const spent = await rt.db.kysely
+      .selectFrom('two_step_recovery_codes')
+      .select('id')
+      .where('user_id', '=', owner.id)
+      .where('used_at', '=', NOW)
+      .execute();
+    expect(spent).toHaveLength(1);
     // Another account's code is not this one's.
     const other = await user();
     expect(
-      await useRecoveryCode(rt.db.kysely, {
-        userId: other.id,
-        secretKey: SECRET_KEY,
-        code: codes[1] ?? '',
-        now: NOW,
-      }),
+      await useRecoveryCode(rt.db.kysely, { userId: other.id, code: codes[1] ?? '', now: NOW }),
     ).toBe('wrong');
 
     // New codes replace every old one.
     const fresh = await replaceRecoveryCodes(rt.db.kysely, {
       userId: owner.id,
-      secretKey: SECRET_KEY,
       random: cryptoRandom,
       now: NOW,
     });
     expect(await use(codes[1] ?? '')).toBe('wrong');
     expect(await use(fresh[1] ?? '')).toBe('used');
+  });
+
+  it('spends a recovery code once, even when two requests use it at the same moment', async () => {
+    const owner = await user();
+    const codes = await replaceRecoveryCodes(rt.db.kysely, {
+      userId: owner.id,
+      random: cryptoRandom,
+      now: NOW,
+    });
+    const code = codes[3] ?? '';
+    const use = () => useRecoveryCode(rt.db.kysely, { userId: owner.id, code, now: NOW });
+    const both = await Promise.all([use(), use()]);
+    expect(both.sort()).toEqual(['already_used', 'used']);
+    const rows = await rt.db.kysely
+      .selectFrom('two_step_recovery_codes')
+      .select(['id', 'used_at'])
+      .where('user_id', '=', owner.id)
+      .execute();
+    expect(rows.filter((r) => r.used_at !== null)).toHaveLength(1);
+    // The same through the second step, as a login or the account page would: one ok.
+    const other = codes[4] ?? '';
+    await rt.db.kysely
+      .insertInto('two_step_totp')
+      .values({
+        user_id: owner.id,
+        secret: sealTotpSecret(
+          rt.config.secretKey,
+          owner.id,
+          newTotpSecret(cryptoRandom),
+          cryptoRandom,
+        ),
+        last_used_step: null,
+        enabled_at: NOW,
+      })
+      .execute();
+    const factors = await Promise.all([
+      useSecondFactor(rt.ctx, rt.db.kysely, owner.id, other),
+      useSecondFactor(rt.ctx, rt.db.kysely, owner.id, other),
+    ]);
+    expect(factors.map((r) => r.status).sort()).toEqual(['invalid', 'ok']);
+    expect(factors.find((r) => r.status === 'invalid')).toMatchObject({ code: 'code_used' });
   });
 
   it('draws recovery codes without ambiguous characters, about 49.5 bits each', () => {

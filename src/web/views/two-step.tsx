@@ -7,7 +7,13 @@ import { Card, Csrf, ErrorSummary, Field, Layout, type PageContext } from './lay
 /** Errors of the two-step forms, keyed by their field's id (without `field-`). */
 export type TwoStepErrors = Partial<
   Record<
-    'setup-password' | 'setup-code' | 'off-password' | 'off-code' | 'new-password' | 'new-code',
+    | 'setup-password'
+    | 'setup-code'
+    | 'off'
+    | 'off-password'
+    | 'off-code'
+    | 'new-password'
+    | 'new-code',
     string
   >
 >;
@@ -125,7 +131,8 @@ export function TwoStepLoginPage(props: {
   );
 }
 
-export function TwoStepIntroPage(props: { ctx: PageContext }) {
+/** `required`: the site requires two-step sign-in (REQUIRE_TWO_STEP), so there is no "Not now". */
+export function TwoStepIntroPage(props: { ctx: PageContext; required?: boolean }) {
   const { ctx } = props;
   return (
     <Layout ctx={ctx} title="Two-step sign-in">
@@ -138,6 +145,11 @@ export function TwoStepIntroPage(props: { ctx: PageContext }) {
           Bitwarden, Aegis and others. You will also get ten recovery codes, for the day you lose
           your phone.
         </p>
+        {props.required ? (
+          <p id="two-step-required">
+            This site requires two-step sign-in: your account can be used once it is set up.
+          </p>
+        ) : null}
         <form method="post" action="/account/two-step">
           <Csrf token={ctx.csrfToken} />
           <Intent value="start" />
@@ -145,9 +157,11 @@ export function TwoStepIntroPage(props: { ctx: PageContext }) {
             <button type="submit" class="button">
               Set up two-step sign-in
             </button>
-            <a class="button secondary" href="/account">
-              Not now
-            </a>
+            {props.required ? null : (
+              <a class="button secondary" href="/account">
+                Not now
+              </a>
+            )}
           </div>
         </form>
       </Card>
@@ -274,6 +288,8 @@ export function TwoStepManagePage(props: {
   ctx: PageContext;
   recoveryCodesLeft: number;
   errors?: TwoStepErrors;
+  /** The site requires two-step sign-in (REQUIRE_TWO_STEP): it cannot be turned off here. */
+  required?: boolean;
 }) {
   const { ctx } = props;
   const errors = props.errors ?? {};
@@ -326,31 +342,42 @@ export function TwoStepManagePage(props: {
         <h2 class="section-title" id="turn-off-title">
           Turn off two-step sign-in
         </h2>
-        <p>Logging in will take only your password. We will email you that it was turned off.</p>
-        <form method="post" action="/account/two-step" novalidate>
-          <Csrf token={ctx.csrfToken} />
-          <Intent value="disable" />
-          <Field
-            id="field-off-password"
-            name="password"
-            label="Current password"
-            type="password"
-            autocomplete="current-password"
-            error={errors['off-password']}
-          />
-          <Field
-            id="field-off-code"
-            name="code"
-            label="Code from your authenticator app"
-            hint="6 digits, or a recovery code"
-            autocomplete="one-time-code"
-            maxLength={40}
-            error={errors['off-code']}
-          />
-          <button type="submit" class="button danger">
-            Turn off two-step sign-in
-          </button>
-        </form>
+        {props.required ? (
+          <p id="field-off">
+            This site requires two-step sign-in, so it cannot be turned off. If you lose both your
+            phone and your recovery codes, the site's operator can turn it off for you.
+          </p>
+        ) : (
+          <>
+            <p>
+              Logging in will take only your password. We will email you that it was turned off.
+            </p>
+            <form method="post" action="/account/two-step" novalidate>
+              <Csrf token={ctx.csrfToken} />
+              <Intent value="disable" />
+              <Field
+                id="field-off-password"
+                name="password"
+                label="Current password"
+                type="password"
+                autocomplete="current-password"
+                error={errors['off-password']}
+              />
+              <Field
+                id="field-off-code"
+                name="code"
+                label="Code from your authenticator app"
+                hint="6 digits, or a recovery code"
+                autocomplete="one-time-code"
+                maxLength={40}
+                error={errors['off-code']}
+              />
+              <button type="submit" class="button danger">
+                Turn off two-step sign-in
+              </button>
+            </form>
+          </>
+        )}
       </section>
       <p class="alt">
         <a href="/account">Back to your account</a>
