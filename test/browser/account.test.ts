@@ -3,7 +3,13 @@
 // confirmed by the code on the account page and by the emailed link.
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BrowserApp, openPage, startBrowserApp } from '../support/browser.ts';
+import {
+  type BrowserApp,
+  confirmedAccount as confirmedAccountOn,
+  latestMail as latestMailOn,
+  openPage,
+  startBrowserApp,
+} from '../support/browser.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const NEW_PASSWORD = 'violet anchor meadow lantern';
@@ -23,43 +29,8 @@ afterAll(async () => {
   await app?.close();
 });
 
-interface Latest {
-  subject: string;
-  verification: { url: string | null; code: string | null };
-}
-
-/** The newest message to `to` whose subject matches, through GET /_inbox/api/latest. */
-async function latestMail(to: string, subject: RegExp): Promise<Latest> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const res = await fetch(
-      `${app.baseUrl}/_inbox/api/latest?to=${encodeURIComponent(to)}&wait=2000`,
-    );
-    if (res.status === 200) {
-      const message = (await res.json()) as Latest;
-      if (subject.test(message.subject)) return message;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`no message to ${to} matching ${subject}`);
-}
-
-async function confirmedAccount(email: string): Promise<void> {
-  const signup = await fetch(`${app.baseUrl}/api/signup`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: PASSWORD }),
-  });
-  expect(signup.status).toBe(202);
-  const { verification } = await latestMail(email, /Confirm your email/);
-  const token = new URL(verification.url ?? '').pathname.split('/').pop();
-  const verify = await fetch(`${app.baseUrl}/api/verify`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ token }),
-  });
-  expect(verify.status).toBe(200);
-}
+const latestMail = (to: string, subject: RegExp) => latestMailOn(app, to, subject);
+const confirmedAccount = (email: string) => confirmedAccountOn(app, email, PASSWORD);
 
 async function logIn(page: Page, email: string, password: string): Promise<void> {
   await page.goto('/login');

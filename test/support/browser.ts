@@ -7,6 +7,7 @@ import {
   chromium,
   type Page,
 } from 'playwright-core';
+import { expect } from 'vitest';
 import { createTestRuntime, type TestRuntime } from './runtime.ts';
 
 /** Chromium flags for this sandboxed, offline machine (no background traffic, no GPU). */
@@ -78,4 +79,51 @@ export async function openPage(
   });
   page.on('pageerror', (error) => errors.push(error.message));
   return { context, page, errors };
+}
+
+export interface LatestMail {
+  subject: string;
+  verification: { url: string | null; code: string | null };
+}
+
+/** The newest message to `to` whose subject matches, through GET /_inbox/api/latest. */
+export async function latestMail(
+  app: BrowserApp,
+  to: string,
+  subject: RegExp,
+): Promise<LatestMail> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const res = await fetch(
+      `${app.baseUrl}/_inbox/api/latest?to=${encodeURIComponent(to)}&wait=2000`,
+    );
+    if (res.status === 200) {
+      const message = (await res.json()) as LatestMail;
+      if (subject.test(message.subject)) return message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no message to ${to} matching ${subject}`);
+}
+
+/** An account signed up and confirmed through the API, as a user's own test setup would. */
+export async function confirmedAccount(
+  app: BrowserApp,
+  email: string,
+  password: string,
+): Promise<void> {
+  const signup = await fetch(`${app.baseUrl}/api/signup`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+  expect(signup.status).toBe(202);
+  const { verification } = await latestMail(app, email, /Confirm your email/);
+  const token = new URL(verification.url ?? '').pathname.split('/').pop();
+  const verify = await fetch(`${app.baseUrl}/api/verify`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token }),
+  });
+  expect(verify.status).toBe(200);
 }
