@@ -16,6 +16,7 @@ const databaseFree = [
   'test/inbox/catcher.test.ts',
   // SQLite's own synchronous path, on a file of its own.
   'test/db/sqlite-group-commit.test.ts',
+  'test/mail/outbox-handoff.test.ts',
 ];
 
 const shared = {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock, Random } from './clock.ts';
 import type { Config } from './config.ts';
 import type { Db } from './db/index.ts';
+import type { OutboxRow } from './db/schema.ts';
 import type { Branding } from './mail/templates/index.ts';
 
 /** What the domain functions need; built once at start-up, replaced piecemeal in tests. */
@@ -21,6 +22,19 @@ export interface AppContext {
   events: EventEmitter;
   /** Called after a transaction that queued mail has committed: wakes the outbox worker. */
   mailQueued(): void;
+  /**
+   * The in-process worker's lease for outbox rows about to be written, if it is running and has
+   * room: rows written with it are handed over after the commit (`accept`) and sent without being
+   * claimed. Absent or null: write the rows unleased and call `mailQueued`.
+   */
+  outboxHandoff?(): OutboxHandoff | null;
+}
+
+export interface OutboxHandoff {
+  lockedBy: string;
+  lockedUntil: number;
+  /** The committed rows written with this lease (attempt 1). */
+  accept(rows: OutboxRow[]): void;
 }
 
 export function messageIdDomain(config: Config): string {

@@ -131,6 +131,7 @@ export async function createRuntime(
     log,
     branding,
     events: new EventEmitter(),
+    outboxHandoff: () => worker?.offer() ?? null,
     mailQueued: () => {
       worker?.wake();
       // Workers in other processes hear of it at once through NOTIFY (PostgreSQL); elsewhere

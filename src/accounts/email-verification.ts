@@ -2,15 +2,18 @@
 import { createHash } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { type AppContext, messageIdDomain } from '../context.ts';
-import { preparedQuery } from '../db/prepared.ts';
-import type { Database, User } from '../db/schema.ts';
-import { enqueueEmail } from '../mail/outbox.ts';
+import { preparedQuery, type SyncSqliteRunner } from '../db/prepared.ts';
+import type { Database, OutboxRow, User } from '../db/schema.ts';
+import { type EnqueueOptions, enqueueEmail, enqueueEmailSync } from '../mail/outbox.ts';
 import {
   checkCode,
   consumeToken,
   consumeTokenSync,
   findByToken,
+  type IssuedSecret,
+  type IssueOptions,
   issueVerification,
+  issueVerificationSync,
   looksLikeToken,
   markUsed,
 } from '../tokens/tokens.ts';
@@ -28,16 +31,11 @@ export type CodeResult =
   | { status: 'code_invalid' }
   | { status: 'too_many_attempts' };
 
-/** Queues the sign-up message with a fresh link and code; older ones for the address stop working. */
-export async function queueSignupVerification(
-  ctx: AppContext,
-  trx: Transaction<Database>,
-  user: Pick<User, 'id' | 'email' | 'email_normalized'>,
-  requestId: string | null,
-): Promise<void> {
-  const now = ctx.clock.now();
+type SignupUser = Pick<User, 'id' | 'email' | 'email_normalized'>;
+
+function signupSecret(ctx: AppContext, user: SignupUser, now: number): IssueOptions {
   const { config } = ctx;
-  const { token, code } = await issueVerification(trx, {
+  return {
     purpose: 'signup',
     target: user.email_normalized,
     userId: user.id,
@@ -46,8 +44,18 @@ export async function queueSignupVerification(
     codeTtlSeconds: config.ttl.codeSeconds,
     secretKey: config.secretKey,
     random: ctx.random,
-  });
-  await enqueueEmail(trx, {
+  };
+}
+
+function signupMessage(
+  ctx: AppContext,
+  user: SignupUser,
+  requestId: string | null,
+  now: number,
+  { token, code }: IssuedSecret,
+): EnqueueOptions<'verify-email'> {
+  const { config } = ctx;
+  return {
     to: user.email,
     template: 'verify-email',
     data: {
@@ -61,9 +69,39 @@ export async function queueSignupVerification(
     now,
     random: ctx.random,
     messageIdDomain: messageIdDomain(config),
-  });
+  };
+}
+
+/** Queues the sign-up message with a fresh link and code; older ones for the address stop working. */
+export async function queueSignupVerification(
+  ctx: AppContext,
+  trx: Transaction<Database>,
+  user: SignupUser,
+  requestId: string | null,
+): Promise<void> {
+  const now = ctx.clock.now();
+  const secret = await issueVerification(trx, signupSecret(ctx, user, now));
+  await enqueueEmail(trx, signupMessage(ctx, user, requestId, now, secret));
   // Counted as the row is written (inside the caller's transaction), for the metrics.
   ctx.events.emit('verification.queued', { purpose: 'signup' });
+}
+
+/**
+ * `queueSignupVerification` inside a synchronous SQLite transaction (`Db.sqlite`); the message is
+ * written with `lease` when one is given (see `AppContext.outboxHandoff`), and returned.
+ */
+export function queueSignupVerificationSync(
+  ctx: AppContext,
+  run: SyncSqliteRunner,
+  user: SignupUser,
+  requestId: string | null,
+  lease: { lockedBy: string; lockedUntil: number } | null,
+): OutboxRow {
+  const now = ctx.clock.now();
+  const secret = issueVerificationSync(run, signupSecret(ctx, user, now));
+  const row = enqueueEmailSync(run, signupMessage(ctx, user, requestId, now, secret), lease);
+  ctx.events.emit('verification.queued', { purpose: 'signup' });
+  return row;
 }
 
 const markUserVerified = preparedQuery<{ userId: string; now: number }, never>((db, param) =>

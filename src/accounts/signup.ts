@@ -3,10 +3,15 @@ import type { Transaction } from 'kysely';
 import { newId } from '../clock.ts';
 import { type AppContext, messageIdDomain } from '../context.ts';
 import { insertUnlessTaken, lockForUpdate } from '../db/dialect.ts';
+import { preparedQuery } from '../db/prepared.ts';
 import type { Database } from '../db/schema.ts';
 import { enqueueEmail } from '../mail/outbox.ts';
 import { isValidEmail, normaliseEmail } from './email.ts';
-import { issueDecoySecret, queueSignupVerification } from './email-verification.ts';
+import {
+  issueDecoySecret,
+  queueSignupVerification,
+  queueSignupVerificationSync,
+} from './email-verification.ts';
 import { checkNewPassword, hashPassword, type PasswordProblem } from './password.ts';
 
 export type SignupResult =
@@ -47,6 +52,27 @@ export async function signUp(
   const passwordHash = await hashPassword(input.password);
   const requestId = input.requestId ?? null;
   const now = ctx.clock.now();
+
+  // SQLite, a new address (the common case): one synchronous transaction, which may share its
+  // commit with other requests of the same event-loop turn. An address already taken, even by a
+  // sign-up earlier in the same group, takes the general path below once this one has committed.
+  // The message goes straight to this process's worker when it has room (no claim needed).
+  const sqlite = ctx.db.sqlite;
+  if (sqlite) {
+    const user = { id: newId(ctx.random), email, email_normalized: emailNormalized };
+    const handoff = ctx.outboxHandoff?.() ?? null;
+    const message = await sqlite.transaction((run) => {
+      const { numAffectedRows } = insertNewUser.sync(run, { ...user, passwordHash, now });
+      if (numAffectedRows !== 1n) return null;
+      return queueSignupVerificationSync(ctx, run, user, requestId, handoff);
+    });
+    if (message) {
+      if (handoff) handoff.accept([message]);
+      else ctx.mailQueued();
+      ctx.events.emit('signup.requested');
+      return { status: 'pending' };
+    }
+  }
 
   await ctx.db.kysely.transaction().execute(async (trx) => {
     const user = { id: newId(ctx.random), email, email_normalized: emailNormalized };
@@ -106,6 +132,25 @@ export async function signUp(
   ctx.events.emit('signup.requested');
   return { status: 'pending' };
 }
+
+/** SQLite: a new account, unless the address has one (ON CONFLICT DO NOTHING). Compiled once. */
+const insertNewUser = preparedQuery<
+  { id: string; email: string; email_normalized: string; passwordHash: string; now: number },
+  never
+>((db, param) =>
+  db
+    .insertInto('users')
+    .values({
+      id: param('id'),
+      email: param('email'),
+      email_normalized: param('email_normalized'),
+      password_hash: param('passwordHash'),
+      email_verified_at: null,
+      created_at: param('now'),
+      updated_at: param('now'),
+    })
+    .onConflict((oc) => oc.column('email_normalized').doNothing()),
+);
 
 /**
  * Sets the password of an account whose address is unproven; false once it has been proved (a

@@ -5,6 +5,7 @@ import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { type Attachment, simpleParser } from 'mailparser';
 import { type Clock, systemClock } from '../clock.ts';
+import { startCheckpointer } from '../db/checkpointer.ts';
 import { extractLinks, extractVerification, type Verification } from './extract.ts';
 
 export interface Provenance {
@@ -251,6 +252,10 @@ export function openInboxStore(dataDir: string, options: InboxStoreOptions): Inb
   const db = new SQLite(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
+  db.pragma('temp_store = MEMORY');
+  // Each message is several pages of WAL: SQLite's own checkpoint would run inside an ingest
+  // (on the event loop) every hundred or so messages.
+  const checkpointer = file === ':memory:' ? null : startCheckpointer(db, file);
   db.exec(`
     CREATE TABLE IF NOT EXISTS messages (
       id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -457,6 +462,7 @@ export function openInboxStore(dataDir: string, options: InboxStoreOptions): Inb
     close() {
       clearInterval(pruneTimer);
       events.removeAllListeners();
+      void checkpointer?.terminate();
       db.close();
     },
   };

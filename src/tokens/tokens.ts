@@ -59,30 +59,73 @@ export function normaliseCode(input: string): string {
   return input.replace(/[\s-]/g, '');
 }
 
+type VerificationValues = {
+  id: string;
+  purpose: VerificationPurpose;
+  target: string;
+  userId: string | null;
+  tokenHash: string;
+  codeHash: string;
+  expiresAt: number;
+  codeExpiresAt: number;
+  now: number;
+};
+
+/** Inserts the secret for (purpose, target), replacing any earlier one. Compiled once per dialect. */
+const writeVerification = preparedQuery<VerificationValues, never>((db, param) => {
+  const values = {
+    user_id: param('userId'),
+    token_hash: param('tokenHash'),
+    code_hash: param('codeHash'),
+    code_attempts: 0,
+    expires_at: param('expiresAt'),
+    code_expires_at: param('codeExpiresAt'),
+    used_at: null,
+    created_at: param('now'),
+  };
+  const insert = db.insertInto('verifications').values({
+    id: param('id'),
+    purpose: param('purpose'),
+    target: param('target'),
+    ...values,
+  });
+  return upsert(db, insert, ['purpose', 'target'], values);
+});
+
+function newSecret(options: IssueOptions): IssuedSecret & { values: VerificationValues } {
+  const token = newToken(options.random);
+  const code = newCode(options.random);
+  return {
+    token,
+    code,
+    values: {
+      id: newId(options.random),
+      purpose: options.purpose,
+      target: options.target,
+      userId: options.userId,
+      tokenHash: hashToken(options.purpose, token),
+      codeHash: hashCode(options.secretKey, options.purpose, options.target, code),
+      expiresAt: options.now + options.linkTtlSeconds * 1000,
+      codeExpiresAt: options.now + Math.min(options.codeTtlSeconds, options.linkTtlSeconds) * 1000,
+      now: options.now,
+    },
+  };
+}
+
 /** Issues a fresh link and code for (purpose, target); any earlier secret for the pair stops working. */
 export async function issueVerification(
   db: Executor,
   options: IssueOptions,
 ): Promise<IssuedSecret> {
-  const token = newToken(options.random);
-  const code = newCode(options.random);
-  const values = {
-    user_id: options.userId,
-    token_hash: hashToken(options.purpose, token),
-    code_hash: hashCode(options.secretKey, options.purpose, options.target, code),
-    code_attempts: 0,
-    expires_at: options.now + options.linkTtlSeconds * 1000,
-    code_expires_at: options.now + Math.min(options.codeTtlSeconds, options.linkTtlSeconds) * 1000,
-    used_at: null,
-    created_at: options.now,
-  };
-  const insert = db.insertInto('verifications').values({
-    id: newId(options.random),
-    purpose: options.purpose,
-    target: options.target,
-    ...values,
-  });
-  await upsert(db, insert, ['purpose', 'target'], values).execute();
+  const { token, code, values } = newSecret(options);
+  await writeVerification(db, values);
+  return { token, code };
+}
+
+/** `issueVerification` inside a synchronous SQLite transaction (`Db.sqlite`). */
+export function issueVerificationSync(run: SyncSqliteRunner, options: IssueOptions): IssuedSecret {
+  const { token, code, values } = newSecret(options);
+  writeVerification.sync(run, values);
   return { token, code };
 }
 
