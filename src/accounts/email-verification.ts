@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { type AppContext, messageIdDomain } from '../context.ts';
+import { transactionRetryingDeadlocks } from '../db/dialect.ts';
 import { preparedQuery, type SyncSqliteRunner } from '../db/prepared.ts';
 import type { Database, OutboxRow, User } from '../db/schema.ts';
 import { type EnqueueOptions, enqueueEmail, enqueueEmailSync } from '../mail/outbox.ts';
@@ -150,20 +151,23 @@ export async function confirmSignupToken(ctx: AppContext, token: string): Promis
     });
     if (fast) return announceVerified(ctx, fast);
   }
-  const result = await ctx.db.kysely.transaction().execute(async (trx): Promise<ConfirmResult> => {
-    // The common case in two statements: spend the live token, then mark its user verified.
-    const spent = await consumeToken(trx, 'signup', token, now);
-    if (spent?.user_id) {
-      const changed = await markVerified(trx, spent.user_id, now);
-      return { status: changed ? 'verified' : 'already_verified', userId: spent.user_id };
-    }
-    // Otherwise find out why, to give the right answer.
-    const found = await findByToken(trx, 'signup', token, now);
-    if (found.status === 'invalid' || !found.verification.user_id) return { status: 'invalid' };
-    const userId = found.verification.user_id;
-    if (await isVerified(trx, userId)) return { status: 'already_verified', userId };
-    return found.status === 'expired' ? { status: 'expired' } : { status: 'invalid' };
-  });
+  const result = await transactionRetryingDeadlocks(
+    ctx.db.kysely,
+    async (trx): Promise<ConfirmResult> => {
+      // The common case in two statements: spend the live token, then mark its user verified.
+      const spent = await consumeToken(trx, 'signup', token, now);
+      if (spent?.user_id) {
+        const changed = await markVerified(trx, spent.user_id, now);
+        return { status: changed ? 'verified' : 'already_verified', userId: spent.user_id };
+      }
+      // Otherwise find out why, to give the right answer.
+      const found = await findByToken(trx, 'signup', token, now);
+      if (found.status === 'invalid' || !found.verification.user_id) return { status: 'invalid' };
+      const userId = found.verification.user_id;
+      if (await isVerified(trx, userId)) return { status: 'already_verified', userId };
+      return found.status === 'expired' ? { status: 'expired' } : { status: 'invalid' };
+    },
+  );
   return announceVerified(ctx, result);
 }
 
@@ -180,42 +184,45 @@ export async function confirmSignupCode(
   code: string,
 ): Promise<CodeResult> {
   const now = ctx.clock.now();
-  const result = await ctx.db.kysely.transaction().execute(async (trx): Promise<CodeResult> => {
-    const checked = await checkCode(trx, {
-      purpose: 'signup',
-      target: normaliseEmail(email),
-      code,
-      now,
-      secretKey: ctx.config.secretKey,
-      maxAttempts: ctx.config.codeMaxAttempts,
-    });
-    switch (checked.status) {
-      case 'invalid':
-        return { status: 'code_invalid' };
-      case 'too_many_attempts':
-        return { status: 'too_many_attempts' };
-      case 'expired':
-        return { status: 'expired' };
-      case 'used': {
-        const userId = checked.verification.user_id;
-        return userId && (await isVerified(trx, userId))
-          ? { status: 'already_verified', userId }
-          : { status: 'code_invalid' };
-      }
-      case 'valid': {
-        const userId = checked.verification.user_id;
-        if (!userId) return { status: 'code_invalid' };
-        // A double submit of the right code: the other request spent it first.
-        if (!(await markUsed(trx, checked.verification.id, now))) {
-          return (await isVerified(trx, userId))
+  const result = await transactionRetryingDeadlocks(
+    ctx.db.kysely,
+    async (trx): Promise<CodeResult> => {
+      const checked = await checkCode(trx, {
+        purpose: 'signup',
+        target: normaliseEmail(email),
+        code,
+        now,
+        secretKey: ctx.config.secretKey,
+        maxAttempts: ctx.config.codeMaxAttempts,
+      });
+      switch (checked.status) {
+        case 'invalid':
+          return { status: 'code_invalid' };
+        case 'too_many_attempts':
+          return { status: 'too_many_attempts' };
+        case 'expired':
+          return { status: 'expired' };
+        case 'used': {
+          const userId = checked.verification.user_id;
+          return userId && (await isVerified(trx, userId))
             ? { status: 'already_verified', userId }
             : { status: 'code_invalid' };
         }
-        const changed = await markVerified(trx, userId, now);
-        return { status: changed ? 'verified' : 'already_verified', userId };
+        case 'valid': {
+          const userId = checked.verification.user_id;
+          if (!userId) return { status: 'code_invalid' };
+          // A double submit of the right code: the other request spent it first.
+          if (!(await markUsed(trx, checked.verification.id, now))) {
+            return (await isVerified(trx, userId))
+              ? { status: 'already_verified', userId }
+              : { status: 'code_invalid' };
+          }
+          const changed = await markVerified(trx, userId, now);
+          return { status: changed ? 'verified' : 'already_verified', userId };
+        }
       }
-    }
-  });
+    },
+  );
   return announceVerified(ctx, result);
 }
 

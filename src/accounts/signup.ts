@@ -2,7 +2,7 @@
 import type { Transaction } from 'kysely';
 import { newId } from '../clock.ts';
 import { type AppContext, messageIdDomain } from '../context.ts';
-import { insertUnlessTaken, lockForUpdate } from '../db/dialect.ts';
+import { insertUnlessTaken, lockForUpdate, transactionRetryingDeadlocks } from '../db/dialect.ts';
 import { preparedQuery } from '../db/prepared.ts';
 import type { Database } from '../db/schema.ts';
 import { enqueueEmail } from '../mail/outbox.ts';
@@ -74,7 +74,7 @@ export async function signUp(
     }
   }
 
-  await ctx.db.kysely.transaction().execute(async (trx) => {
+  await transactionRetryingDeadlocks(ctx.db.kysely, async (trx) => {
     const user = { id: newId(ctx.random), email, email_normalized: emailNormalized };
     // Of concurrent sign-ups for one address exactly one inserts; the others wait for it to
     // commit, then take the path of an existing account below.

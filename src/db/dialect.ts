@@ -4,11 +4,14 @@ import {
   type DialectAdapter,
   type InsertQueryBuilder,
   type InsertResult,
+  type Kysely,
   MysqlAdapter,
   PostgresAdapter,
   type SelectQueryBuilder,
+  type Transaction,
   type UpdateObject,
 } from 'kysely';
+import type { Database } from './schema.ts';
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
 
@@ -30,6 +33,38 @@ const DUPLICATE_KEY_CODES = new Set([
   'SQLITE_CONSTRAINT_UNIQUE',
   'SQLITE_CONSTRAINT_PRIMARYKEY',
 ]);
+
+const DEADLOCK_CODES = new Set([
+  'ER_LOCK_DEADLOCK', // MySQL/MariaDB 1213: the transaction was rolled back
+  '40P01', // PostgreSQL deadlock_detected
+]);
+
+/** The database broke a deadlock by rolling this transaction back; running it again is safe. */
+export function isDeadlockError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DEADLOCK_CODES.has(code);
+}
+
+/**
+ * Runs `work` in a transaction, and again (up to `attempts` times in all) when the database picks
+ * it as a deadlock's victim. InnoDB locks a secondary index entry before the row, so two
+ * transactions reaching one row through different indexes (a confirmation by token hash, a new
+ * sign-up's secret by purpose and target) can deadlock however carefully their statements are
+ * ordered; the answer MySQL's manual gives is to retry. `work` must be safe to run twice.
+ */
+export async function transactionRetryingDeadlocks<T>(
+  db: Kysely<Database>,
+  work: (trx: Transaction<Database>) => Promise<T>,
+  attempts = 3,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction().execute(work);
+    } catch (error) {
+      if (attempt >= attempts || !isDeadlockError(error)) throw error;
+    }
+  }
+}
 
 /** A unique key (or primary key) is taken, in any of the three databases. */
 export function isDuplicateKeyError(error: unknown): boolean {

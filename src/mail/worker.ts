@@ -248,37 +248,59 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
     });
   }
 
-  async function sendOne(row: OutboxRow): Promise<void> {
+  /**
+   * Sends one row. A failure is recorded before this returns; a success is recorded in the
+   * background (the returned promise), so the sender goes on to the next row without waiting for
+   * a commit. A batch is over only once every record has committed (`sendBatch`): at most one
+   * batch is ever sent and not yet recorded, so a worker killed mid-batch sends at most that batch
+   * twice.
+   */
+  async function sendOne(row: OutboxRow): Promise<{ recorded: Promise<void> } | null> {
     try {
       if (row.payload === null) throw new SendError('message has no payload', true);
       await deliver({ ...row, payload: row.payload });
     } catch (error) {
       await recordFailure(row, error instanceof SendError ? error : classifySmtpError(error));
-      return;
+      return null;
     }
-    await recordSent(row);
-    try {
-      options.onSent?.(row);
-    } catch (error) {
-      log.error({ err: error, outboxId: row.id }, 'onSent hook failed');
-    }
+    // Wrapped: an async function's result that is itself a promise would be waited for.
+    const recorded = recordSent(row).then(() => {
+      try {
+        options.onSent?.(row);
+      } catch (error) {
+        log.error({ err: error, outboxId: row.id }, 'onSent hook failed');
+      }
+    });
+    return { recorded };
   }
 
-  // Sends that finish in the same turn of the event loop are recorded by one UPDATE: one commit
-  // for several messages, which is what bounds the drain rate on a database that syncs each
-  // commit. A message is recorded (and its slot freed) only once that UPDATE has committed.
+  // Sends are recorded in groups: every send that finishes while one group's UPDATE is committing
+  // joins the next group. One commit for many messages is what bounds the drain rate on a database
+  // that syncs each commit; a message counts as sent only once its group has committed.
   let sentGroup: Array<{ id: string; done: () => void; failed: (error: unknown) => void }> = [];
+  let flushing = false;
 
   function recordSent(row: OutboxRow): Promise<void> {
     return new Promise((done, failed) => {
-      if (sentGroup.length === 0) setImmediate(flushSent);
       sentGroup.push({ id: row.id, done, failed });
+      if (!flushing && sentGroup.length === 1) setImmediate(flushSent);
     });
   }
 
   async function flushSent(): Promise<void> {
+    if (flushing || sentGroup.length === 0) return;
+    flushing = true;
     const group = sentGroup;
     sentGroup = [];
+    try {
+      await recordGroup(group);
+    } finally {
+      flushing = false;
+      if (sentGroup.length > 0) setImmediate(flushSent);
+    }
+  }
+
+  async function recordGroup(group: typeof sentGroup): Promise<void> {
     try {
       // Only the worker holding the lease records the outcome: one that overran its lease must
       // not overwrite what another worker has since done with the row.
@@ -373,18 +395,24 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
   /** Sends leased rows, `concurrency` at a time; returns how many it handled. */
   async function sendBatch(rows: OutboxRow[]): Promise<number> {
     const waiting = [...rows];
+    const recording: Array<Promise<void>> = [];
+    // Recording the outcome failed (the database is down?): the lease runs out and the row is
+    // claimed again, which may send it twice but never loses it.
+    const recordingFailed = (row: OutboxRow) => (error: unknown) => {
+      log.error({ err: error, outboxId: row.id }, 'recording a send failed');
+    };
     const sendNext = async (): Promise<void> => {
       for (let row = waiting.shift(); row; row = stopping ? undefined : waiting.shift()) {
         try {
-          await sendOne(row);
+          const sent = await sendOne(row);
+          if (sent) recording.push(sent.recorded.catch(recordingFailed(row)));
         } catch (error) {
-          // Recording the outcome failed (the database is down?): the lease runs out and the row
-          // is claimed again, which may send it twice but never loses it.
-          log.error({ err: error, outboxId: row.id }, 'recording a send failed');
+          recordingFailed(row)(error);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, rows.length) }, sendNext));
+    await Promise.all(recording);
     if (waiting.length > 0) await release(waiting);
     return rows.length - waiting.length;
   }
