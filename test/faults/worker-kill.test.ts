@@ -10,10 +10,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cryptoRandom } from '../../src/clock.ts';
 import { migrateToLatest, openDatabase } from '../../src/db/index.ts';
 import { enqueueEmail } from '../../src/mail/outbox.ts';
+import { CLAIM_BATCH_SIZE } from '../../src/mail/worker.ts';
 import { POSTGRES_URL } from '../support/runtime.ts';
 
 const MESSAGES = 1000;
-const BATCH = 50; // the worker's claim size (src/mail/worker.ts)
+const BATCH = CLAIM_BATCH_SIZE; // the worker's claim size
 const BIN = path.resolve('bin/mailproof.js');
 
 function freePort(): Promise<number> {
