@@ -1,5 +1,5 @@
 // Server-side sessions: the cookie holds a random id, the database only its SHA-256.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { AppContext } from '../context.ts';
 import type { Database, User } from '../db/schema.ts';
@@ -21,7 +21,7 @@ export type SessionValidation =
 const LAST_SEEN_GRANULARITY_MS = 5 * 60_000;
 
 export function hashSessionId(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 /**
@@ -29,7 +29,7 @@ export function hashSessionId(token: string): string {
  * hash, so it can neither be turned into a cookie nor be used to look the row up directly.
  */
 export function publicSessionId(idHash: string): string {
-  return createHash('sha256').update(`session:${idHash}`).digest('hex').slice(0, 16);
+  return hash('sha256', `session:${idHash}`, 'hex').slice(0, 16);
 }
 
 /** The idle lifetime (sliding) never reaches past the absolute one (ASVS 7.3.1, 7.3.2). */

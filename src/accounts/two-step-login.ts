@@ -2,7 +2,7 @@
 // sign-in makes no session: it makes a challenge, a random token (only its SHA-256 is stored) that
 // lives five minutes and takes five wrong codes. The right code makes the session, exactly as a
 // password-only login would, and spends the challenge.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AppContext } from '../context.ts';
 import type { User } from '../db/schema.ts';
 import { looksLikeToken, newToken } from '../tokens/tokens.ts';
@@ -14,7 +14,7 @@ export const CHALLENGE_SECONDS = 5 * 60;
 export const CHALLENGE_MAX_ATTEMPTS = 5;
 
 function hashChallenge(token: string): string {
-  return createHash('sha256').update(`two-step:${token}`).digest('hex');
+  return hash('sha256', `two-step:${token}`, 'hex');
 }
 
 export interface Challenge {

@@ -2,7 +2,7 @@
 // database (SQLite, PostgreSQL or MariaDB/MySQL), or Redis when REDIS_URL is set; in memory only
 // for a store-less runtime (unit tests). If the store fails, an in-memory limiter stands in, so a
 // database hiccup neither lifts the limits nor turns requests into errors.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type SQLite from 'better-sqlite3';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -173,7 +173,7 @@ export function createRateLimits(
 
 /** Keys may be addresses; only their hash is stored. */
 function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('base64url');
+  return hash('sha256', key, 'base64url');
 }
 
 async function makeTable(

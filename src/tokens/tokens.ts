@@ -1,6 +1,6 @@
 // Link tokens and one-time codes: random, stored only as purpose-bound hashes, single-use,
 // expiring, and replaced whenever a newer one is issued for the same purpose and target.
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import { newId, type Random } from '../clock.ts';
 import { dialectOf, upsert } from '../db/dialect.ts';
@@ -38,7 +38,7 @@ export function newCode(random: Random): string {
 
 /** SHA-256 suffices for a 256-bit token; the purpose is part of the hash so tokens never cross flows. */
 export function hashToken(purpose: VerificationPurpose, token: string): string {
-  return createHash('sha256').update(`${purpose}:${token}`).digest('hex');
+  return hash('sha256', `${purpose}:${token}`, 'hex');
 }
 
 /** Codes have only 10^8 values, so they are keyed with the server secret: a leaked row cannot be brute-forced offline. */
