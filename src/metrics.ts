@@ -55,6 +55,7 @@ export function createMetrics(options: {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers,
   });
+  const seriesByKey = new Map<string, { observe(value: number): void }>();
   const sends = new Counter({
     name: 'mailproof_outbox_sends_total',
     help: 'Outbox delivery attempts by outcome (sent, retried later, dead-lettered) and kind (email, webhook)',
@@ -125,13 +126,22 @@ export function createMetrics(options: {
     registry,
     contentType: registry.contentType,
     observeRequest(method, route, status, seconds) {
-      const labels: LabelValues<'method' | 'route' | 'status'> = {
-        method: KNOWN_METHODS.has(method) ? method : 'other',
-        // Unmatched URLs share one label: a scanner's paths must not grow the series count.
-        route: route ?? '(unmatched)',
-        status: String(status),
-      };
-      httpDuration.observe(labels, seconds);
+      // One child per series, looked up by a string key: prom-client would otherwise hash the
+      // label object on every request. The series are bounded (methods, route patterns, codes).
+      const knownMethod = KNOWN_METHODS.has(method) ? method : 'other';
+      const key = `${knownMethod} ${status} ${route ?? ''}`;
+      let series = seriesByKey.get(key);
+      if (!series) {
+        const labels: LabelValues<'method' | 'route' | 'status'> = {
+          method: knownMethod,
+          // Unmatched URLs share one label: a scanner's paths must not grow the series count.
+          route: route ?? '(unmatched)',
+          status: String(status),
+        };
+        series = httpDuration.labels(labels);
+        seriesByKey.set(key, series);
+      }
+      series.observe(seconds);
     },
     countSend(result, kind) {
       sends.inc({ result, kind });
