@@ -2,7 +2,7 @@
 // process's running worker, which sends it without claiming it; rows handed over to a worker that
 // has begun to stop are given back at once. SQLite only (the synchronous path), so it runs once.
 import { afterEach, describe, expect, it } from 'vitest';
-import { enqueueEmailSync } from '../../src/mail/outbox.ts';
+import { enqueueEmail, enqueueEmailSync } from '../../src/mail/outbox.ts';
 import type { MailTransport, OutgoingEmail } from '../../src/mail/transport.ts';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.ts';
 
@@ -92,6 +92,38 @@ describe('outbox hand-over to the in-process worker (SQLite)', () => {
     expect(held.sent.map((email) => email.to)).toEqual(['handoff@example.com']);
     // Handed over, not announced for a claim.
     expect(wakeUps()).toBe(0);
+  });
+
+  it('still claims rows written without a hand-over while hand-overs keep waking the worker', async () => {
+    runtime = await createTestRuntime();
+    const rt = runtime;
+    let i = 0;
+    const nextSignUp = async () => expect(await signUp(rt, `steady-${i++}@example.com`)).toBe(202);
+    // Hand-overs flow first, so the worker is being woken by them when the row appears.
+    for (let k = 0; k < 3; k++) await nextSignUp();
+    // A row nobody announces (no mailQueued): only the worker's periodic claim finds it.
+    const id = await enqueueEmail(rt.db.kysely, {
+      to: 'unannounced@example.com',
+      template: 'signup-existing',
+      data: { loginUrl: 'http://mailproof.test/login' },
+      flow: 'test',
+      now: rt.clock.now(),
+      random: rt.ctx.random,
+      messageIdDomain: 'mailproof.test',
+    });
+    const status = async () =>
+      (
+        await rt.db.kysely
+          .selectFrom('outbox')
+          .select('status')
+          .where('id', '=', id)
+          .executeTakeFirst()
+      )?.status;
+    // Sign-ups one after another, each handed over: the worker is woken far more often than its
+    // poll interval (50 ms in tests), and must claim all the same.
+    while ((await status()) !== 'sent' && i < 40) await nextSignUp();
+    expect(await status()).toBe('sent');
+    expect(i).toBeLessThan(40);
   });
 
   it('offers no lease while the worker is not running', async () => {
