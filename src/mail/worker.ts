@@ -447,6 +447,7 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
   function accept(rows: OutboxRow[]): void {
     if (running && !stopping) {
       handedOver.push(...rows);
+      wakeRequested = true;
       wakeUp?.();
       return;
     }
@@ -459,35 +460,23 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
     });
   }
 
-  // The loop sends what was handed over, and claims: at once after a wake-up or a pass that found
-  // rows, else at least every `idlePollMs` (retries coming due, rows written elsewhere). Rows
-  // handed over one by one therefore cost no claim each.
   async function run(): Promise<void> {
-    let claimAgain = true;
-    let lastClaimAt = Number.NEGATIVE_INFINITY;
     while (running) {
+      wakeRequested = false;
       let handled = 0;
       try {
         if (handedOver.length > 0) {
           const rows = handedOver;
           handedOver = [];
-          handled += await sendBatch(rows);
-        }
-        if (claimAgain || wakeRequested || performance.now() - lastClaimAt >= idlePollMs) {
-          wakeRequested = false;
-          lastClaimAt = performance.now();
-          const claimed = await drainOnce();
-          handled += claimed;
-          claimAgain = claimed > 0;
+          handled = await sendBatch(rows);
+        } else {
+          handled = await drainOnce();
         }
       } catch (error) {
-        claimAgain = false;
         log.error({ err: error }, 'outbox worker pass failed; retrying shortly');
       }
       if (!running) break;
-      if (handled === 0 && !wakeRequested && handedOver.length === 0) {
-        await sleep(Math.max(1, idlePollMs - (performance.now() - lastClaimAt)));
-      }
+      if (handled === 0 && !wakeRequested) await sleep(idlePollMs);
     }
   }
 
