@@ -30,9 +30,13 @@ export interface AppContext {
   outboxHandoff?(): OutboxHandoff | null;
 }
 
-export interface OutboxHandoff {
+/** What a claim writes on an outbox row it leases to a worker. */
+export interface OutboxLease {
   lockedBy: string;
   lockedUntil: number;
+}
+
+export interface OutboxHandoff extends OutboxLease {
   /** The committed rows written with this lease (attempt 1). */
   accept(rows: OutboxRow[]): void;
 }

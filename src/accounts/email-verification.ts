@@ -1,7 +1,7 @@
 // Proving an address at sign-up: issuing the link and code, confirming either, resending.
 import { createHash } from 'node:crypto';
 import type { Transaction } from 'kysely';
-import { type AppContext, messageIdDomain } from '../context.ts';
+import { type AppContext, messageIdDomain, type OutboxLease } from '../context.ts';
 import { transactionRetryingDeadlocks } from '../db/dialect.ts';
 import { preparedQuery, type SyncSqliteRunner } from '../db/prepared.ts';
 import type { Database, OutboxRow, User } from '../db/schema.ts';
@@ -96,7 +96,7 @@ export function queueSignupVerificationSync(
   run: SyncSqliteRunner,
   user: SignupUser,
   requestId: string | null,
-  lease: { lockedBy: string; lockedUntil: number } | null,
+  lease: OutboxLease | null,
 ): OutboxRow {
   const now = ctx.clock.now();
   const secret = issueVerificationSync(run, signupSecret(ctx, user, now));

@@ -2,6 +2,7 @@
 // A worker sends it later; nothing is sent inside a web request.
 import type { Kysely, Transaction } from 'kysely';
 import { newId, type Random } from '../clock.ts';
+import type { OutboxLease } from '../context.ts';
 import { preparedQuery, type SyncSqliteRunner } from '../db/prepared.ts';
 import type { Database, OutboxRow } from '../db/schema.ts';
 import type { TemplateData, TemplateName } from './templates/index.ts';
@@ -89,7 +90,7 @@ export async function enqueueEmail<Name extends TemplateName>(
 export function enqueueEmailSync<Name extends TemplateName>(
   run: SyncSqliteRunner,
   options: EnqueueOptions<Name>,
-  lease: { lockedBy: string; lockedUntil: number } | null = null,
+  lease: OutboxLease | null = null,
 ): OutboxRow {
   const values = outboxValues(options);
   if (lease) {

@@ -317,26 +317,25 @@ export function createOutboxWorker(options: WorkerOptions): OutboxWorker {
         await sqlite.transaction((run) => {
           for (const item of group) markSent.sync(run, { id: item.id, sentAt, lockedBy: id });
         });
-        for (const item of group) item.done();
-        return;
+      } else {
+        await db.kysely
+          .updateTable('outbox')
+          .set({
+            status: 'sent',
+            sent_at: clock.now(),
+            payload: null,
+            locked_until: null,
+            locked_by: null,
+            last_error: null,
+          })
+          .where(
+            'id',
+            'in',
+            group.map((item) => item.id),
+          )
+          .where('locked_by', '=', id)
+          .execute();
       }
-      await db.kysely
-        .updateTable('outbox')
-        .set({
-          status: 'sent',
-          sent_at: clock.now(),
-          payload: null,
-          locked_until: null,
-          locked_by: null,
-          last_error: null,
-        })
-        .where(
-          'id',
-          'in',
-          group.map((item) => item.id),
-        )
-        .where('locked_by', '=', id)
-        .execute();
       for (const item of group) item.done();
     } catch (error) {
       for (const item of group) item.failed(error);
