@@ -50,8 +50,13 @@ function openSqlite(file: string): Db {
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
-  // Token lookups land on random index pages: a larger page cache keeps more of them in memory.
-  database.pragma('cache_size = -65536');
+  // A small page cache, on purpose; the operating system's file cache holds the rest. SQLite
+  // walks its whole page cache at the end of any write transaction in which a b-tree page split
+  // renumbered pages (the split swaps page numbers through a page far past the end of the file),
+  // and confirms and sign-ups split pages all the time. With 64 MiB that walk was 12-16 % of the
+  // confirm's main thread; a confirm's statements cost 28 µs with 2-4 MiB against 38-41 µs with
+  // 64 MiB (docs/performance.md, fifth session).
+  database.pragma('cache_size = -4096');
   // Temporary b-trees (an UPDATE … RETURNING, a sort) stay in memory: SQLite's default opens and
   // deletes a temporary file for each, which made the outbox claim cost 150 µs instead of 45.
   database.pragma('temp_store = MEMORY');
@@ -75,8 +80,9 @@ function openSqlite(file: string): Db {
  * so it never interleaves with a Kysely transaction that is waiting between two statements.
  *
  * Group commit: the works asked for during one turn of the event loop (the requests whose bodies
- * arrived together) share one BEGIN IMMEDIATE … COMMIT, each inside a savepoint of its own, so
- * one that throws is rolled back alone. The commit, the costly part (its WAL write), is paid once
+ * arrived together) share one BEGIN IMMEDIATE … COMMIT. One that throws is rolled back alone: the
+ * group runs without savepoints first, and only when a work throws does it run again with a
+ * savepoint for each (a savepoint per work cost ~10 % of a confirm's database time). The commit, the costly part (its WAL write), is paid once
  * per group, and every caller is answered only after it: nothing is acknowledged before it is
  * durable. Measured in docs/performance.md.
  */
@@ -93,10 +99,22 @@ function syncSqlite(
   };
   let group: Pending[] = [];
 
-  // A nested better-sqlite3 transaction is a savepoint.
+  type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+  // The common case: every work succeeds, so none needs a savepoint of its own. One that throws
+  // rolls the whole group back (better-sqlite3 rolls back a transaction whose function throws).
+  const allOrNothing = database.transaction((pending: Pending[]) =>
+    pending.map((item): Outcome => {
+      try {
+        return { ok: true, value: item.work(run) };
+      } catch (error) {
+        throw new WorkFailed(error);
+      }
+    }),
+  );
+  // A nested better-sqlite3 transaction is a savepoint: a work that throws is undone alone.
   const one = database.transaction((work: Pending['work']) => work(run));
-  const all = database.transaction((pending: Pending[]) =>
-    pending.map((item): { ok: true; value: unknown } | { ok: false; error: unknown } => {
+  const each = database.transaction((pending: Pending[]) =>
+    pending.map((item): Outcome => {
       try {
         return { ok: true, value: one(item.work) };
       } catch (error) {
@@ -104,12 +122,24 @@ function syncSqlite(
       }
     }),
   );
+  /** Throws only when BEGIN or COMMIT failed, and then none of the group happened. */
+  function runGroup(pending: Pending[]): Outcome[] {
+    try {
+      return allOrNothing.immediate(pending);
+    } catch (error) {
+      if (!(error instanceof WorkFailed)) throw error;
+      if (pending.length === 1) return [{ ok: false, error: error.cause }];
+      // Nothing of the group happened. Works touch nothing but the database, so they can run
+      // again, each in a savepoint of its own.
+      return each.immediate(pending);
+    }
+  }
 
   async function flush(): Promise<void> {
     const pending = group;
     group = [];
     try {
-      const outcomes = await kysely.connection().execute(async () => all.immediate(pending));
+      const outcomes = await kysely.connection().execute(async () => runGroup(pending));
       outcomes.forEach((outcome, i) => {
         const item = pending[i] as Pending;
         if (outcome.ok) item.resolve(outcome.value);
@@ -129,6 +159,13 @@ function syncSqlite(
       });
     },
   };
+}
+
+/** A group's work threw: carries its error out of the transaction, which rolls back. */
+class WorkFailed extends Error {
+  constructor(cause: unknown) {
+    super('a work of the group failed', { cause });
+  }
 }
 
 const STATEMENT_CACHE_SIZE = 256;

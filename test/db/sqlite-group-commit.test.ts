@@ -1,5 +1,5 @@
 // SQLite's synchronous hot path (Db.sqlite): works asked for in one turn of the event loop share
-// one commit, each in a savepoint of its own; none interleaves with a Kysely transaction; a failed
+// one commit, and one that throws is undone alone; none interleaves with a Kysely transaction; a failed
 // commit fails the whole group. Runs on a SQLite file of its own, whatever the project.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -103,6 +103,33 @@ describe('Db.sqlite.transaction', () => {
       { id: 11, v: 'a' },
       { id: 13, v: 'c' },
     ]);
+  });
+
+  it('undoes everything a lone work wrote before it threw', async () => {
+    const outcome = sqlite().transaction((run) => {
+      run.prepare('insert into t (id, v) values (?, ?)').run(30, 'half done');
+      throw new Error('stopped half way');
+    });
+    await expect(outcome).rejects.toThrow('stopped half way');
+    expect(await rows()).toEqual([]);
+    expect(await insert(31, 'next')).toBe(1);
+    expect(await rows()).toEqual([{ id: 31, v: 'next' }]);
+  });
+
+  it('runs the rest of a group again, once each, after one of its works threw', async () => {
+    const runs: string[] = [];
+    const work = (id: number, fail: boolean) =>
+      sqlite().transaction((run) => {
+        runs.push(`${id}`);
+        run.prepare('insert into t (id, v) values (?, ?)').run(id, 'x');
+        if (fail) throw new Error(`work ${id} failed`);
+        return id;
+      });
+    const outcomes = await Promise.allSettled([work(41, false), work(42, true), work(43, false)]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    // First without savepoints (41, then 42 throws and all is undone), then each in its own.
+    expect(runs).toEqual(['41', '42', '41', '42', '43']);
+    expect((await rows()).map((r) => r.id)).toEqual([41, 43]);
   });
 
   it('waits for a Kysely transaction in progress instead of running inside it', async () => {
