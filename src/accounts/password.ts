@@ -1,7 +1,9 @@
 // Passwords per NIST SP 800-63B-4: a minimum length, a generous maximum, no composition rules,
 // a check against common passwords, NFKC normalisation, never truncated; argon2id to store.
+import { availableParallelism } from 'node:os';
 import { type Algorithm, hash, verify } from '@node-rs/argon2';
 import { dictionary } from '@zxcvbn-ts/language-common';
+import pLimit from 'p-limit';
 
 export const MAX_PASSWORD_LENGTH = 256;
 
@@ -84,14 +86,25 @@ export function checkNewPassword(
   return null;
 }
 
+/**
+ * At most one hash or check per core at a time; the rest wait their turn here. libuv's pool would
+ * run four at once: on two cores they then share the CPU and the cache (each fills 19 MiB), and
+ * hashing 8 passwords at a time gave 108 hashes/s with four running against 119 with two
+ * (docs/performance.md, fifth session). It also leaves the pool's other threads free for files
+ * and DNS.
+ */
+export const hashSlots = pLimit(Math.max(1, availableParallelism()));
+
 /** Hashes on libuv's thread pool, so the event loop keeps serving requests. */
 export function hashPassword(password: string): Promise<string> {
-  return hash(normalisePassword(password), ARGON2ID_OPTIONS);
+  const normalised = normalisePassword(password);
+  return hashSlots(() => hash(normalised, ARGON2ID_OPTIONS));
 }
 
 export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+  const normalised = normalisePassword(password);
   try {
-    return await verify(passwordHash, normalisePassword(password));
+    return await hashSlots(() => verify(passwordHash, normalised));
   } catch {
     return false;
   }

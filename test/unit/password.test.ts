@@ -1,8 +1,10 @@
 // §2 Passwords per NIST SP 800-63B-4, hashed with argon2id at OWASP's minimum.
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import {
   checkNewPassword,
   hashPassword,
+  hashSlots,
   verifyAgainstDummy,
   verifyPassword,
 } from '../../src/accounts/password.ts';
@@ -142,5 +144,32 @@ describe('hashPassword and verifyPassword', () => {
     }
     // A synchronous hash would hold the loop until it finished, and no timer could fire.
     expect(ticks).toBeGreaterThan(0);
+  });
+
+  it('runs at most one hash or check per core at a time; the others wait their turn', async () => {
+    const cores = Math.max(1, availableParallelism());
+    expect(hashSlots.concurrency).toBe(cores);
+    let most = 0;
+    const watch = setInterval(() => {
+      most = Math.max(most, hashSlots.activeCount);
+    }, 1);
+    try {
+      const stored = await hashPassword('correct horse battery staple');
+      const work = [
+        ...Array.from({ length: cores + 1 }, (_, i) => hashPassword(`password number ${i}`)),
+        verifyPassword(stored, 'correct horse battery staple'),
+        verifyPassword(stored, 'wrong horse battery staple'),
+      ];
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(hashSlots.activeCount).toBe(cores);
+      expect(hashSlots.pendingCount).toBe(3);
+      const results = await Promise.all(work);
+      expect(results.slice(-2)).toEqual([true, false]);
+      expect(results.slice(0, -2).every((h) => String(h).startsWith('$argon2id$'))).toBe(true);
+    } finally {
+      clearInterval(watch);
+    }
+    expect(most).toBeLessThanOrEqual(cores);
+    expect(hashSlots.activeCount).toBe(0);
   });
 });
