@@ -8,7 +8,6 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
-  serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
@@ -25,6 +24,7 @@ import { sendApiError } from './errors.ts';
 import { opsRoutes } from './ops-routes.ts';
 import { pageContext, pageRoutes, sendPage } from './pages.tsx';
 import { securityHeaders } from './security-headers.ts';
+import { serializerCompiler } from './serializer.ts';
 import { twoStepPageRoutes } from './two-step-routes.tsx';
 import { isDatabaseUnavailable, RETRY_AFTER_SECONDS } from './unavailable.ts';
 import { ErrorPage } from './views/pages.tsx';
