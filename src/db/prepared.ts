@@ -13,7 +13,11 @@ export interface SyncSqliteRunner {
 }
 
 export interface SyncSqlite {
-  /** Runs `work` in one synchronous transaction; rolled back if it throws. */
+  /**
+   * Runs `work` in one synchronous transaction; rolled back if it throws. `work` may run twice
+   * (when another work of its group throws, the group is undone and runs again), so it must touch
+   * nothing but the database.
+   */
   transaction<T>(work: (run: SyncSqliteRunner) => T): Promise<T>;
 }
 
