@@ -82,9 +82,9 @@ function openSqlite(file: string): Db {
  * Group commit: the works asked for during one turn of the event loop (the requests whose bodies
  * arrived together) share one BEGIN IMMEDIATE … COMMIT. One that throws is rolled back alone: the
  * group runs without savepoints first, and only when a work throws does it run again with a
- * savepoint for each (a savepoint per work cost ~10 % of a confirm's database time). The commit, the costly part (its WAL write), is paid once
- * per group, and every caller is answered only after it: nothing is acknowledged before it is
- * durable. Measured in docs/performance.md.
+ * savepoint for each (a savepoint per work cost ~8 % of a confirm's database time). The commit,
+ * the costly part (its WAL write), is paid once per group, and every caller is answered only
+ * after it: nothing is acknowledged before it is durable. Measured in docs/performance.md.
  */
 function syncSqlite(
   kysely: Kysely<Database>,
