@@ -1,6 +1,6 @@
 // SQLite's synchronous hot path (Db.sqlite): works asked for in one turn of the event loop share
-// one commit, and one that throws is undone alone; none interleaves with a Kysely transaction; a failed
-// commit fails the whole group. Runs on a SQLite file of its own, whatever the project.
+// one commit, and one that throws is undone alone; none interleaves with a Kysely transaction; a
+// failed commit fails the whole group. Runs on a SQLite file of its own, whatever the project.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
