@@ -8,7 +8,9 @@ import type { Database, User } from '../db/schema.ts';
 import { enqueueEmail } from '../mail/outbox.ts';
 import {
   checkCode,
+  codeFailureAnswer,
   consumeToken,
+  failedOutright,
   findByToken,
   issueVerification,
   looksLikeToken,
@@ -324,13 +326,8 @@ export async function confirmEmailChangeCode(
       secretKey: ctx.config.secretKey,
       maxAttempts: ctx.config.codeMaxAttempts,
     });
+    if (failedOutright(checked)) return codeFailureAnswer(checked);
     switch (checked.status) {
-      case 'invalid':
-        return { status: 'code_invalid' };
-      case 'too_many_attempts':
-        return { status: 'too_many_attempts' };
-      case 'expired':
-        return { status: 'expired' };
       case 'used':
         return (await alreadyChanged(trx, userId, pending.target)) ?? { status: 'code_invalid' };
       case 'valid': {

@@ -8,8 +8,10 @@ import type { Database, OutboxRow, User } from '../db/schema.ts';
 import { type EnqueueOptions, enqueueEmail, enqueueEmailSync } from '../mail/outbox.ts';
 import {
   checkCode,
+  codeFailureAnswer,
   consumeToken,
   consumeTokenSync,
+  failedOutright,
   findByToken,
   type IssuedSecret,
   type IssueOptions,
@@ -195,13 +197,8 @@ export async function confirmSignupCode(
         secretKey: ctx.config.secretKey,
         maxAttempts: ctx.config.codeMaxAttempts,
       });
+      if (failedOutright(checked)) return codeFailureAnswer(checked);
       switch (checked.status) {
-        case 'invalid':
-          return { status: 'code_invalid' };
-        case 'too_many_attempts':
-          return { status: 'too_many_attempts' };
-        case 'expired':
-          return { status: 'expired' };
         case 'used': {
           const userId = checked.verification.user_id;
           return userId && (await isVerified(trx, userId))

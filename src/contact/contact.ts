@@ -9,7 +9,9 @@ import type { ContactMessage, Database } from '../db/schema.ts';
 import { enqueueEmail } from '../mail/outbox.ts';
 import {
   checkCode,
+  codeFailureAnswer,
   consumeToken,
+  failedOutright,
   findByToken,
   issueVerification,
   looksLikeToken,
@@ -333,13 +335,8 @@ export async function confirmContactCode(
         secretKey: ctx.config.secretKey,
         maxAttempts: ctx.config.codeMaxAttempts,
       });
+      if (failedOutright(checked)) return codeFailureAnswer(checked);
       switch (checked.status) {
-        case 'invalid':
-          return { status: 'code_invalid' };
-        case 'too_many_attempts':
-          return { status: 'too_many_attempts' };
-        case 'expired':
-          return { status: 'expired' };
         case 'used':
           return { status: 'already_accepted', messageId: latest.id };
         case 'valid': {

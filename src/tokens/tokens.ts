@@ -251,6 +251,27 @@ export type CodeCheck =
   | { status: 'invalid' }
   | { status: 'too_many_attempts' };
 
+/** A code check that failed (wrong, expired or out of attempts): every purpose answers alike. */
+export type CodeCheckFailure = Extract<
+  CodeCheck,
+  { status: 'expired' | 'invalid' | 'too_many_attempts' }
+>;
+
+const CODE_FAILURE_ANSWER = {
+  invalid: 'code_invalid',
+  too_many_attempts: 'too_many_attempts',
+  expired: 'expired',
+} as const;
+
+export function failedOutright(checked: CodeCheck): checked is CodeCheckFailure {
+  return checked.status in CODE_FAILURE_ANSWER;
+}
+
+/** The answer to a failed check, as the sign-up, email-change and contact confirmations give it. */
+export function codeFailureAnswer(checked: CodeCheckFailure) {
+  return { status: CODE_FAILURE_ANSWER[checked.status] };
+}
+
 /**
  * Checks a typed code; a wrong one counts against the secret, which dies after `maxAttempts`.
  * Call it inside a transaction: the attempt it reserves is read back before the row is released.
