@@ -277,9 +277,11 @@ export function openInboxStore(dataDir: string, options: InboxStoreOptions): Inb
       provenance TEXT,
       raw BLOB NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS messages_recipients ON messages(recipients_search);
     CREATE INDEX IF NOT EXISTS messages_received_at ON messages(received_at);
   `);
+  // Every recipient search is a LIKE '%…%', which no index can serve: files from before this
+  // knew had one, written on every message and never read.
+  db.exec('DROP INDEX IF EXISTS messages_recipients');
   // Inbox files written before scopes and attachments existed gain the columns.
   const columns = db.prepare('PRAGMA table_info(messages)').all() as Array<{ name: string }>;
   if (!columns.some((c) => c.name === 'scopes')) {

@@ -151,7 +151,7 @@ describe('retention by age', () => {
 });
 
 describe('older inbox files', () => {
-  it('gain the attachments column and the received_at index', async () => {
+  it('gain the attachments column and the received_at index, and lose the recipients index', async () => {
     // The schema as it was before scopes and attachments.
     const db = new SQLite(path.join(dataDir, 'inbox.db'));
     db.exec(`CREATE TABLE messages (
@@ -160,6 +160,7 @@ describe('older inbox files', () => {
       subject TEXT NOT NULL, size INTEGER NOT NULL, read_at INTEGER, snippet TEXT NOT NULL,
       headers TEXT NOT NULL, text TEXT, html TEXT, links TEXT NOT NULL, verification_url TEXT,
       verification_code TEXT, provenance TEXT, raw BLOB NOT NULL)`);
+    db.exec('CREATE INDEX messages_recipients ON messages(recipients_search)');
     db.prepare(`INSERT INTO messages (received_at, sender, recipients, recipients_search, subject,
       size, snippet, headers, links, raw) VALUES (?, 'a@b.test', '["c@d.test"]', '\nc@d.test\n',
       'Old one', 10, '', '[]', '[]', ?)`).run(Date.now(), Buffer.from('Subject: Old one\r\n\r\n'));
@@ -175,5 +176,9 @@ describe('older inbox files', () => {
     const indexes = check.prepare('PRAGMA index_list(messages)').all() as Array<{ name: string }>;
     check.close();
     expect(indexes.map((i) => i.name)).toContain('messages_received_at');
+    // Searches are LIKE '%…%', which it could never serve; it only cost a write per message.
+    expect(indexes.map((i) => i.name)).not.toContain('messages_recipients');
+    const reopened = open({ retain: 1000 });
+    expect(reopened.list({ to: 'c@d.test' }).map((m) => m.subject)).toEqual(['Old one']);
   });
 });
