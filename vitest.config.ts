@@ -14,6 +14,7 @@ const databaseFree = [
   'test/unit/serializer.test.ts',
   'test/account/password-policy.test.ts',
   'test/mail/templates.test.ts',
+  'test/mail/mime.test.ts',
   'test/inbox/catcher.test.ts',
   // SQLite's own synchronous path, on a file of its own.
   'test/db/sqlite-group-commit.test.ts',

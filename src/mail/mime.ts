@@ -1,13 +1,12 @@
 // Builds the MIME message of one of our emails: a text and an HTML part as multipart/alternative,
 // each quoted-printable, and the usual headers. Our messages always have this one shape, so it is
-// written directly, with libmime (encoded-words, folding) and libqp (quoted-printable) doing the
+// written directly, with libmime (encoded-words, folding) and quotedPrintable() below doing the
 // encoding: about a tenth of the CPU of nodemailer's general composer, which builds a stream
 // pipeline per part (docs/performance.md). Anything outside the shape it knows (an address that
 // is not plain ASCII) goes to nodemailer's composer instead, so the output is always what a
 // standard composer would make. Both are checked against each other in test/mail/mime.test.ts.
 import { randomBytes } from 'node:crypto';
 import libmime from 'libmime';
-import * as libqp from 'libqp';
 import nodemailer from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
 
@@ -117,8 +116,66 @@ function rfc5322Date(date: Date): string {
   return date.toUTCString().replace(/GMT/, '+0000');
 }
 
-function quotedPrintable(body: string): string {
-  return libqp.wrap(libqp.encode(body.replace(/\r?\n|\r/g, '\r\n')), 76);
+const HEX_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
+const CR = 0x0d;
+const LF = 0x0a;
+const EQUALS = 0x3d;
+/** Characters on an encoded line before a soft break; with its "=" the line is 76 (RFC 2045 §6.7). */
+const QP_LINE = 75;
+/** The encoder's output buffer, reused: the string is copied out of it before it returns. */
+let qpScratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Quoted-printable (RFC 2045 §6.7) in one pass over the UTF-8 bytes: printable ASCII but "=" as
+ * it is, everything else as =XX, a space or tab at the end of a line encoded, line breaks kept as
+ * CRLF, and a soft break ("=" CRLF) before any line would pass 76 characters. An =XX escape is
+ * never split. libqp's encode-then-wrap took ten times as long (regular expressions over the
+ * encoded text); mailparser reads both the same (test/mail/mime.test.ts).
+ */
+export function quotedPrintable(body: string): string {
+  const input = Buffer.from(body, 'utf8');
+  const end = input.length;
+  // Worst case: every byte escaped (3×) plus a soft break (3 bytes) every 25 escaped bytes.
+  const needed = end * 3 + Math.ceil(end / 25) * 3 + 2;
+  if (qpScratch.length < needed)
+    qpScratch = Buffer.allocUnsafe(Math.max(needed, 2 * qpScratch.length));
+  const out = qpScratch;
+  let o = 0;
+  let column = 0;
+  for (let i = 0; i < end; i++) {
+    const byte = input[i] as number;
+    // Any line break (CRLF, a lone LF or a lone CR) becomes CRLF.
+    if (byte === CR || byte === LF) {
+      if (byte === CR && input[i + 1] === LF) i++;
+      out[o++] = CR;
+      out[o++] = LF;
+      column = 0;
+      continue;
+    }
+    let literal: boolean;
+    if (byte === 0x20 || byte === 0x09) {
+      const next = input[i + 1];
+      literal = i + 1 < end && next !== CR && next !== LF;
+    } else {
+      literal = byte >= 0x21 && byte <= 0x7e && byte !== EQUALS;
+    }
+    const width = literal ? 1 : 3;
+    if (column + width > QP_LINE) {
+      out[o++] = EQUALS;
+      out[o++] = CR;
+      out[o++] = LF;
+      column = 0;
+    }
+    if (literal) {
+      out[o++] = byte;
+    } else {
+      out[o++] = EQUALS;
+      out[o++] = HEX_DIGITS[byte >> 4] as number;
+      out[o++] = HEX_DIGITS[byte & 15] as number;
+    }
+    column += width;
+  }
+  return out.toString('latin1', 0, o);
 }
 
 /** The fast writer; null when the message is outside the shape it handles. */

@@ -2,12 +2,14 @@
 // and bodies, mailparser reads the same message from both; the headers are safe; and what the
 // writer does not handle goes to nodemailer.
 import fc from 'fast-check';
+import * as libqp from 'libqp';
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
 import {
   composeMime,
   composeMimeWithNodemailer,
   type MimeInput,
+  quotedPrintable,
   writeMime,
 } from '../../src/mail/mime.ts';
 
@@ -151,5 +153,44 @@ describe('writeMime', () => {
     expect(raw.toString()).toMatch(/^To: /m);
     expect(writeMime({ ...base, from: 'Bücher <info@bücher.example>' })).toBeNull();
     expect(writeMime({ ...base, text: '' })).toBeNull();
+  });
+});
+
+describe('quotedPrintable', () => {
+  // libqp, the encoder it replaced, is the reference decoder; line breaks come back as CRLF.
+  const decoded = (encoded: string) => libqp.decode(encoded).toString('utf8');
+  const crlf = (value: string) => value.replace(/\r\n|\r|\n/g, '\r\n');
+
+  it('keeps printable ASCII, escapes "=" and the rest, and encodes whitespace before a line end', () => {
+    expect(quotedPrintable('a=b')).toBe('a=3Db');
+    expect(quotedPrintable('Zoë €')).toBe('Zo=C3=AB =E2=82=AC');
+    expect(quotedPrintable('tab\t\nspace \r\nlast ')).toBe('tab=09\r\nspace=20\r\nlast=20');
+    expect(quotedPrintable('a\rb\nc\r\nd')).toBe('a\r\nb\r\nc\r\nd');
+    expect(quotedPrintable('')).toBe('');
+  });
+
+  it('breaks long lines softly at 76 characters without splitting an escape', () => {
+    const encoded = quotedPrintable(`${'x'.repeat(74)}é${'y'.repeat(200)}`);
+    const lines = encoded.split('\r\n');
+    expect(lines[0]).toBe(`${'x'.repeat(74)}=`);
+    expect(lines[1]?.startsWith('=C3=A9y')).toBe(true);
+    expect(lines.every((line) => line.length <= 76)).toBe(true);
+    expect(decoded(encoded)).toBe(`${'x'.repeat(74)}é${'y'.repeat(200)}`);
+  });
+
+  it('round-trips any text: 76-character ASCII lines that decode to the CRLF form of the input', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 600 }), awkward), (text) => {
+        const encoded = quotedPrintable(text);
+        expect(encoded).toMatch(/^[\t\x20-\x7e\r\n]*$/);
+        const lines = encoded.split('\r\n');
+        expect(lines.every((line) => line.length <= 76)).toBe(true);
+        // No line ends in a bare space or tab (transports may strip them).
+        expect(lines.every((line) => !/[ \t]$/.test(line))).toBe(true);
+        expect(encoded.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
+        expect(decoded(encoded)).toBe(crlf(text));
+      }),
+      { numRuns: 500 },
+    );
   });
 });
