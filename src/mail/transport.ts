@@ -140,7 +140,9 @@ export function createSmtpTransport(config: SmtpSettings): MailTransport {
       try {
         await transporter.sendMail(
           raw && sender
-            ? { envelope: { from: sender, to: [email.to] }, raw }
+            ? // The Message-ID is already in `raw`; given here too, nodemailer does not make up
+              // one of its own for its bookkeeping (two random draws a message).
+              { envelope: { from: sender, to: [email.to] }, raw, messageId: email.messageId }
             : {
                 from: email.from,
                 to: email.to,
