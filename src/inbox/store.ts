@@ -279,8 +279,8 @@ export function openInboxStore(dataDir: string, options: InboxStoreOptions): Inb
     );
     CREATE INDEX IF NOT EXISTS messages_received_at ON messages(received_at);
   `);
-  // Every recipient search is a LIKE '%…%', which no index can serve: files from before this
-  // knew had one, written on every message and never read.
+  // Every recipient search is a LIKE '%…%', which no index can serve. Inbox files from earlier
+  // versions have one: written on every message, never read.
   db.exec('DROP INDEX IF EXISTS messages_recipients');
   // Inbox files written before scopes and attachments existed gain the columns.
   const columns = db.prepare('PRAGMA table_info(messages)').all() as Array<{ name: string }>;
