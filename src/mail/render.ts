@@ -27,6 +27,13 @@ export const toText = compile({
   ],
 });
 
+/** A template with its data type erased. */
+interface AnyTemplate {
+  subject(data: unknown, branding: Branding): string;
+  body(data: unknown, branding: Branding): Parameters<typeof render>[0];
+  replyTo?(data: unknown): { name: string; address: string };
+}
+
 /** Renders a shipped template by name, or a template object (a deployer's own, being checked). */
 export function renderEmail(
   // biome-ignore lint/suspicious/noExplicitAny: each template has its own data type
@@ -39,38 +46,52 @@ export function renderEmail(
   }
   const template = (
     typeof nameOrTemplate === 'string' ? templates[nameOrTemplate as TemplateName] : nameOrTemplate
-  ) as {
-    subject(data: unknown, branding: Branding): string;
-    body(data: unknown, branding: Branding): Parameters<typeof render>[0];
-    replyTo?(data: unknown): { name: string; address: string };
-  };
+  ) as AnyTemplate;
+  const subject = template.subject(data, branding);
+  const replyTo = template.replyTo?.(data);
+  const renderHtml = (values: unknown) =>
+    wrapHtml(template.subject(values, branding), render(template.body(values, branding)));
+  const { html, text } =
+    typeof nameOrTemplate === 'string'
+      ? partsOfShippedTemplate(nameOrTemplate, data, branding, renderHtml)
+      : directParts(data, renderHtml);
+  return { subject, html, text, ...(replyTo ? { replyTo } : {}) };
+}
+
+/** The same message rendered without the shape cache below: the reference its tests hold it to. */
+export function renderEmailUncached(
+  name: TemplateName,
+  data: unknown,
+  branding: Branding,
+): RenderedEmail {
+  const template = templates[name] as unknown as AnyTemplate;
   const subject = template.subject(data, branding);
   const html = wrapHtml(subject, render(template.body(data, branding)));
   const replyTo = template.replyTo?.(data);
-  const text =
-    typeof nameOrTemplate === 'string'
-      ? textOfShippedTemplate(nameOrTemplate, data, branding, html, (placeholders) =>
-          wrapHtml(subject, render(template.body(placeholders, branding))),
-        )
-      : toText(html);
-  return { subject, html, text, ...(replyTo ? { replyTo } : {}) };
+  return { subject, html, text: toText(html), ...(replyTo ? { replyTo } : {}) };
+}
+
+function directParts(data: unknown, renderHtml: (values: unknown) => string) {
+  const html = renderHtml(data);
+  return { html, text: toText(html) };
 }
 
 function wrapHtml(subject: string, body: string): string {
   return `<!DOCTYPE html><html lang="en" dir="ltr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light dark"><meta name="supported-color-schemes" content="light dark"><title>${escapeHtml(subject)}</title></head><body style="margin:0;padding:0;background-color:#f4f5f7;">${body}</body></html>`;
 }
 
-// The text part, converted from the HTML by html-to-text, is most of a message's rendering cost
-// (~300 µs of ~460 here). Messages of one template differ only in their data, and to the
-// converter a link or a code is a word of a given length: so the text of a template is converted
-// once per *shape* (the fields, each string's length and kinds of character, each number's value)
-// from placeholder data, then the values are put in. A placeholder is a run of private-use
-// characters, one per character of the value, so it survives whatever the template does with the
-// value (the code box splits the code in two groups) and maps back character by character. Only
-// http(s) URLs and plain words qualify (nothing HTML escapes, nothing that wraps); other
-// data is converted directly. The first message of each shape is also converted directly and
-// must come out the same, or the shape is never cached (a value in a heading the converter
-// upper-cases, say).
+// Rendering is most of a message's CPU: preact's render of the HTML, then html-to-text's reading
+// of it for the text part (~300 µs of ~460 when this cache was made; preact is most of the rest).
+// Messages of one template differ only in their data, and to both a link or a code is a word of a
+// given length: so a template is rendered and converted once per *shape* (the fields, each
+// string's length and kinds of character, each number's value) from placeholder data, then the
+// values are put into both parts. A placeholder is a run of private-use characters, one per
+// character of the value, so it survives whatever the template does with the value (the code box
+// splits the code in two groups) and maps back character by character. Only http(s) URLs and
+// plain words qualify (nothing HTML escapes, nothing that wraps); other data is rendered
+// directly. The first message of each shape is also rendered directly and both parts must come
+// out the same, or the shape is never cached (a value in a heading the converter upper-cases,
+// say).
 // An absolute http(s) URL (a link's text depends on its href only through these) or a plain word.
 const SAFE_VALUE = /^(https?:\/\/[A-Za-z0-9._~:/?#@!$*+,;=%-]{1,240}|[A-Za-z0-9._-]{1,256})$/;
 const PRIVATE_USE = 0xe000;
@@ -78,7 +99,7 @@ const MAX_FIELDS = 24; // 24 × 256 characters fit in the private use area (U+E0
 const MAX_SHAPES = 256;
 /** The converted text as literal pieces and runs of one field's characters [field, start, end]. */
 type Piece = string | [field: string, start: number, end: number];
-type Shape = { fields: string[]; pieces: Piece[] } | 'direct';
+type Shape = { fields: string[]; html: Piece[]; text: Piece[] } | 'direct';
 const shapes = new Map<string, Shape>();
 const brandingIds = new WeakMap<Branding, number>();
 let nextBrandingId = 0;
@@ -88,14 +109,15 @@ function kinds(value: string): string {
   return `${/[a-z]/.test(value) ? 'a' : ''}${/[A-Z]/.test(value) ? 'A' : ''}${/[0-9]/.test(value) ? '9' : ''}${/[^A-Za-z0-9]/.test(value) ? '.' : ''}`;
 }
 
-function textOfShippedTemplate(
+function partsOfShippedTemplate(
   name: string,
   data: unknown,
   branding: Branding,
-  html: string,
-  renderPlaceholders: (placeholders: Record<string, unknown>) => string,
-): string {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return toText(html);
+  renderHtml: (values: unknown) => string,
+): { html: string; text: string } {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    return directParts(data, renderHtml);
+  }
   const keyParts: string[] = [];
   const fields: string[] = [];
   for (const [field, value] of Object.entries(data as Record<string, unknown>)) {
@@ -105,10 +127,10 @@ function textOfShippedTemplate(
       keyParts.push(`${field}:${value.length}${kinds(value)}`);
       fields.push(field);
     } else {
-      return toText(html);
+      return directParts(data, renderHtml);
     }
   }
-  if (fields.length === 0 || fields.length > MAX_FIELDS) return toText(html);
+  if (fields.length === 0 || fields.length > MAX_FIELDS) return directParts(data, renderHtml);
   let brandingId = brandingIds.get(branding);
   if (brandingId === undefined) {
     brandingId = nextBrandingId++;
@@ -117,8 +139,8 @@ function textOfShippedTemplate(
   const key = `${brandingId}|${name}|${keyParts.join('|')}`;
   const values = data as Record<string, string>;
   const shape = shapes.get(key);
-  if (shape === 'direct') return toText(html);
-  if (shape) return fill(shape, values);
+  if (shape === 'direct') return directParts(data, renderHtml);
+  if (shape) return { html: fill(shape.html, values), text: fill(shape.text, values) };
 
   const placeholders: Record<string, unknown> = { ...values };
   fields.forEach((field, i) => {
@@ -127,13 +149,16 @@ function textOfShippedTemplate(
       ...Array.from({ length }, (_, k) => PRIVATE_USE + i * 256 + k),
     );
   });
+  const placeholderHtml = renderHtml(placeholders);
   const made: Shape = {
     fields,
-    pieces: piecesOf(toText(renderPlaceholders(placeholders)), fields),
+    html: piecesOf(placeholderHtml, fields),
+    text: piecesOf(toText(placeholderHtml), fields),
   };
-  const direct = toText(html);
+  const direct = directParts(data, renderHtml);
   if (shapes.size >= MAX_SHAPES) shapes.clear();
-  shapes.set(key, fill(made, values) === direct ? made : 'direct');
+  const same = fill(made.html, values) === direct.html && fill(made.text, values) === direct.text;
+  shapes.set(key, same ? made : 'direct');
   return direct;
 }
 
@@ -166,9 +191,9 @@ function piecesOf(text: string, fields: string[]): Piece[] {
   return pieces;
 }
 
-function fill(shape: { pieces: Piece[] }, values: Record<string, string>): string {
+function fill(pieces: Piece[], values: Record<string, string>): string {
   let text = '';
-  for (const piece of shape.pieces) {
+  for (const piece of pieces) {
     text += typeof piece === 'string' ? piece : (values[piece[0]] ?? '').slice(piece[1], piece[2]);
   }
   return text;

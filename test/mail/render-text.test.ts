@@ -1,9 +1,9 @@
-// The text part's shape cache (src/mail/render.ts): for every shipped template and any data, the
-// text is exactly what html-to-text makes of the message's HTML, cached or not.
+// The shape cache (src/mail/render.ts): for every shipped template and any data, the HTML is
+// exactly preact's render and the text exactly what html-to-text makes of it, cached or not.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { renderEmail, toText } from '../../src/mail/render.ts';
-import { type Branding, templates } from '../../src/mail/templates/index.ts';
+import { renderEmail, renderEmailUncached, toText } from '../../src/mail/render.ts';
+import { type Branding, type TemplateName, templates } from '../../src/mail/templates/index.ts';
 
 const branding: Branding = {
   appName: 'Mailproof',
@@ -22,9 +22,9 @@ const anyString = fc.oneof(
   fc.constantFrom('', 'a b', '<b>&', 'ÄÖÜ'),
 );
 
-describe('text parts', () => {
+describe('rendered parts', () => {
   for (const [name, template] of Object.entries(templates)) {
-    it(`${name}: the text is html-to-text's reading of the HTML, whatever the data`, () => {
+    it(`${name}: both parts are those of an uncached render, whatever the data`, () => {
       // biome-ignore lint/suspicious/noExplicitAny: each template has its own data type
       const sample = (template as any).sample(branding) as Record<string, unknown>;
       const stringFields = Object.keys(sample).filter((k) => typeof sample[k] === 'string');
@@ -41,6 +41,7 @@ describe('text parts', () => {
               data[field] = values[i];
             });
             const first = renderEmail(name, data, branding);
+            expect(first).toEqual(renderEmailUncached(name as TemplateName, data, branding));
             expect(first.text).toBe(toText(first.html));
             if (sameShapeTwice) {
               // The same shape again (same lengths and kinds), now from the cache.
@@ -50,7 +51,7 @@ describe('text parts', () => {
                 again[field] = [...value].reverse().join('');
               }
               const second = renderEmail(name, again, branding);
-              expect(second.text).toBe(toText(second.html));
+              expect(second).toEqual(renderEmailUncached(name as TemplateName, again, branding));
             }
           },
         ),
@@ -76,5 +77,15 @@ describe('text parts', () => {
     expect(cached.text).toContain('http://127.0.0.1:3000/verify/ZyX-987_abc');
     expect(cached.text).not.toMatch(/[\ue000-\uf8ff]/);
     expect(cached.text).toBe(toText(cached.html));
+    expect(cached.html).toContain('8765');
+    expect(cached.html).toContain('href="http://127.0.0.1:3000/verify/ZyX-987_abc"');
+    expect(cached.html).not.toMatch(/[\ue000-\uf8ff]/);
+    expect(cached).toEqual(
+      renderEmailUncached(
+        'verify-email',
+        { ...data, url: 'http://127.0.0.1:3000/verify/ZyX-987_abc', code: '87654321' },
+        branding,
+      ),
+    );
   });
 });
