@@ -120,6 +120,7 @@ const HEX_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
 const CR = 0x0d;
 const LF = 0x0a;
 const EQUALS = 0x3d;
+const HYPHEN = 0x2d;
 /** Characters on an encoded line before a soft break; with its "=" the line is 76 (RFC 2045 §6.7). */
 const QP_LINE = 75;
 /** The encoder's output buffer, reused: the string is copied out of it before it returns. */
@@ -127,16 +128,17 @@ let qpScratch = Buffer.allocUnsafe(64 * 1024);
 
 /**
  * Quoted-printable (RFC 2045 §6.7) in one pass over the UTF-8 bytes: printable ASCII but "=" as
- * it is, everything else as =XX, a space or tab at the end of a line encoded, line breaks kept as
- * CRLF, and a soft break ("=" CRLF) before any line would pass 76 characters. An =XX escape is
- * never split. libqp's encode-then-wrap took two to three times as long (regular expressions
+ * it is, everything else as =XX, a space or tab at the end of a line and a "-" at its start
+ * encoded (as libqp does), line breaks kept as CRLF, and a soft break ("=" CRLF) before any line
+ * would pass 76 characters. Neither an =XX escape nor a UTF-8 sequence is split by one. libqp's encode-then-wrap took two to three times as long (regular expressions
  * over the encoded text); mailparser reads both the same (test/mail/mime.test.ts).
  */
 export function quotedPrintable(body: string): string {
   const input = Buffer.from(body, 'utf8');
   const end = input.length;
-  // Worst case: every byte escaped (3×) plus a soft break (3 bytes) every 25 escaped bytes.
-  const needed = end * 3 + Math.ceil(end / 25) * 3 + 2;
+  // Worst case: every byte escaped (3×), plus a soft break (3 bytes) per line. A line is at least
+  // 64 characters (75 less the 11 a 4-byte sequence may leave unused), so 21 or more input bytes.
+  const needed = end * 3 + Math.ceil(end / 16) * 3 + 3;
   if (qpScratch.length < needed)
     qpScratch = Buffer.allocUnsafe(Math.max(needed, 2 * qpScratch.length));
   const out = qpScratch;
@@ -157,14 +159,23 @@ export function quotedPrintable(body: string): string {
       const next = input[i + 1];
       literal = i + 1 < end && next !== CR && next !== LF;
     } else {
-      literal = byte >= 0x21 && byte <= 0x7e && byte !== EQUALS;
+      // A "-" that starts a line is escaped too: no encoded line can then read as a boundary.
+      literal =
+        byte >= 0x21 && byte <= 0x7e && byte !== EQUALS && !(byte === HYPHEN && column === 0);
     }
-    const width = literal ? 1 : 3;
-    if (column + width > QP_LINE) {
+    let width = literal ? 1 : 3;
+    // A UTF-8 sequence stays on one line: its lead byte makes room for all of it, and the bytes
+    // that continue it never break (the input is well-formed: it came from a JS string).
+    const room = byte < 0x80 ? width : byte < 0xc0 ? 0 : byte < 0xe0 ? 6 : byte < 0xf0 ? 9 : 12;
+    if (column + room > QP_LINE) {
       out[o++] = EQUALS;
       out[o++] = CR;
       out[o++] = LF;
       column = 0;
+      if (byte === HYPHEN) {
+        literal = false;
+        width = 3;
+      }
     }
     if (literal) {
       out[o++] = byte;
@@ -175,6 +186,8 @@ export function quotedPrintable(body: string): string {
     }
     column += width;
   }
+  // A typed array drops writes past its end; never let that cut a message short unnoticed.
+  if (o > out.length) throw new Error('quoted-printable output outgrew its buffer');
   return out.toString('latin1', 0, o);
 }
 

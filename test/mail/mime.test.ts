@@ -169,11 +169,33 @@ describe('quotedPrintable', () => {
     expect(quotedPrintable('')).toBe('');
   });
 
+  it('encodes bodies of any size, none of them cut short', () => {
+    for (const body of [
+      '😀'.repeat(50_000),
+      '-'.repeat(9000),
+      `${'é'.repeat(3000)}\n`.repeat(20),
+    ]) {
+      expect(decoded(quotedPrintable(body))).toBe(crlf(body));
+    }
+  });
+
+  it('escapes a "-" that starts a line, so no line of a part can read as a MIME boundary', () => {
+    expect(quotedPrintable('--boundary\n-x\na-b')).toBe('=2D-boundary\r\n=2Dx\r\na-b');
+    // After a soft break too.
+    const encoded = quotedPrintable(`${'x'.repeat(75)}--z`);
+    expect(encoded).toBe(`${'x'.repeat(75)}=\r\n=2D-z`);
+  });
+
   it('breaks long lines softly at 76 characters without splitting an escape', () => {
     const encoded = quotedPrintable(`${'x'.repeat(74)}é${'y'.repeat(200)}`);
     const lines = encoded.split('\r\n');
     expect(lines[0]).toBe(`${'x'.repeat(74)}=`);
     expect(lines[1]?.startsWith('=C3=A9y')).toBe(true);
+    // The two bytes of "é" do not fit after 73 characters: both go to the next line.
+    expect(quotedPrintable(`${'x'.repeat(73)}é`).split('\r\n')).toEqual([
+      `${'x'.repeat(73)}=`,
+      '=C3=A9',
+    ]);
     expect(lines.every((line) => line.length <= 76)).toBe(true);
     expect(decoded(encoded)).toBe(`${'x'.repeat(74)}é${'y'.repeat(200)}`);
   });
@@ -187,6 +209,10 @@ describe('quotedPrintable', () => {
         expect(lines.every((line) => line.length <= 76)).toBe(true);
         // No line ends in a bare space or tab (transports may strip them).
         expect(lines.every((line) => !/[ \t]$/.test(line))).toBe(true);
+        expect(lines.every((line) => !line.startsWith('-'))).toBe(true);
+        // Each line holds whole UTF-8 sequences: a soft break never splits a character.
+        const utf8 = new TextDecoder('utf-8', { fatal: true });
+        for (const line of lines) utf8.decode(libqp.decode(line.replace(/=$/, '')));
         expect(encoded.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
         expect(decoded(encoded)).toBe(crlf(text));
       }),
