@@ -130,8 +130,9 @@ let qpScratch = Buffer.allocUnsafe(64 * 1024);
  * Quoted-printable (RFC 2045 §6.7) in one pass over the UTF-8 bytes: printable ASCII but "=" as
  * it is, everything else as =XX, a space or tab at the end of a line and a "-" at its start
  * encoded (as libqp does), line breaks kept as CRLF, and a soft break ("=" CRLF) before any line
- * would pass 76 characters. Neither an =XX escape nor a UTF-8 sequence is split by one. libqp's encode-then-wrap took two to three times as long (regular expressions
- * over the encoded text); mailparser reads both the same (test/mail/mime.test.ts).
+ * would pass 76 characters. Neither an =XX escape nor a UTF-8 sequence is split by one. libqp's
+ * encode-then-wrap took two to three times as long (regular expressions over the encoded text);
+ * mailparser reads both the same (test/mail/mime.test.ts).
  */
 export function quotedPrintable(body: string): string {
   const input = Buffer.from(body, 'utf8');

@@ -41,21 +41,18 @@ export function renderEmail(
   data: unknown,
   branding: Branding,
 ): RenderedEmail {
-  if (typeof nameOrTemplate === 'string' && !isTemplateName(nameOrTemplate)) {
+  if (typeof nameOrTemplate !== 'string') {
+    return renderWith(nameOrTemplate as AnyTemplate, null, data, branding);
+  }
+  if (!isTemplateName(nameOrTemplate)) {
     throw new Error(`Unknown email template "${nameOrTemplate}"`);
   }
-  const template = (
-    typeof nameOrTemplate === 'string' ? templates[nameOrTemplate as TemplateName] : nameOrTemplate
-  ) as AnyTemplate;
-  const subject = template.subject(data, branding);
-  const replyTo = template.replyTo?.(data);
-  const renderHtml = (values: unknown) =>
-    wrapHtml(template.subject(values, branding), render(template.body(values, branding)));
-  const { html, text } =
-    typeof nameOrTemplate === 'string'
-      ? partsOfShippedTemplate(nameOrTemplate, data, branding, renderHtml)
-      : directParts(data, renderHtml);
-  return { subject, html, text, ...(replyTo ? { replyTo } : {}) };
+  return renderWith(
+    templates[nameOrTemplate] as unknown as AnyTemplate,
+    nameOrTemplate,
+    data,
+    branding,
+  );
 }
 
 /** The same message rendered without the shape cache below: the reference its tests hold it to. */
@@ -64,11 +61,28 @@ export function renderEmailUncached(
   data: unknown,
   branding: Branding,
 ): RenderedEmail {
-  const template = templates[name] as unknown as AnyTemplate;
+  return renderWith(templates[name] as unknown as AnyTemplate, null, data, branding);
+}
+
+/** `cacheAs`: the shipped template's name, under which its shapes are cached; null renders directly. */
+function renderWith(
+  template: AnyTemplate,
+  cacheAs: string | null,
+  data: unknown,
+  branding: Branding,
+): RenderedEmail {
   const subject = template.subject(data, branding);
-  const html = wrapHtml(subject, render(template.body(data, branding)));
   const replyTo = template.replyTo?.(data);
-  return { subject, html, text: toText(html), ...(replyTo ? { replyTo } : {}) };
+  const renderHtml = (values: unknown) =>
+    wrapHtml(
+      values === data ? subject : template.subject(values, branding),
+      render(template.body(values, branding)),
+    );
+  const { html, text } =
+    cacheAs === null
+      ? directParts(data, renderHtml)
+      : partsOfShippedTemplate(cacheAs, data, branding, renderHtml);
+  return { subject, html, text, ...(replyTo ? { replyTo } : {}) };
 }
 
 function directParts(data: unknown, renderHtml: (values: unknown) => string) {
