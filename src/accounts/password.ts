@@ -1,9 +1,8 @@
 // Passwords per NIST SP 800-63B-4: a minimum length, a generous maximum, no composition rules,
 // a check against common passwords, NFKC normalisation, never truncated; argon2id to store.
-import { availableParallelism } from 'node:os';
-import { type Algorithm, hash, verify } from '@node-rs/argon2';
+import type { Algorithm } from '@node-rs/argon2';
 import { dictionary } from '@zxcvbn-ts/language-common';
-import pLimit from 'p-limit';
+import { HashPool } from './hash-pool.ts';
 
 export const MAX_PASSWORD_LENGTH = 256;
 
@@ -87,27 +86,31 @@ export function checkNewPassword(
 }
 
 /**
- * At most one hash or check per core at a time; the rest wait their turn here. libuv's pool would
- * run four at once: on two cores they then share the CPU and the cache (each fills 19 MiB), and
- * hashing 8 passwords at a time gave 108 hashes/s with four running against 119 with two
- * (docs/performance.md, fifth session). It also leaves the pool's other threads free for files
- * and DNS.
+ * One thread per core hashes and checks passwords (src/accounts/hash-pool.ts), so the event loop
+ * keeps serving requests, and at most one hash or check per core runs at a time; the rest wait
+ * their turn. Four at once on two cores share the CPU and the cache (each fills 19 MiB): hashing 8
+ * passwords at a time gave 108 hashes/s with four running against 119 with two (docs/performance.md,
+ * fifth session). libuv's own pool stays free for files and DNS.
  */
-export const hashSlots = pLimit(Math.max(1, availableParallelism()));
+export const hashPool = new HashPool();
 
-/** Hashes on libuv's thread pool, so the event loop keeps serving requests. */
 export function hashPassword(password: string): Promise<string> {
   const normalised = normalisePassword(password);
-  return hashSlots(() => hash(normalised, ARGON2ID_OPTIONS));
+  return hashPool.run({
+    op: 'hash',
+    password: normalised,
+    options: ARGON2ID_OPTIONS,
+  }) as Promise<string>;
 }
 
+/**
+ * True when the password matches. A stored value that is not an argon2 hash never matches; a
+ * thread that fails rejects, so a fault is never mistaken for a wrong password.
+ */
 export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
   const normalised = normalisePassword(password);
-  try {
-    return await hashSlots(() => verify(passwordHash, normalised));
-  } catch {
-    return false;
-  }
+  const matches = await hashPool.run({ op: 'verify', hash: passwordHash, password: normalised });
+  return matches === true;
 }
 
 let dummyHash: Promise<string> | null = null;
