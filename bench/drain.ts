@@ -483,6 +483,12 @@ export async function multiPhase(ctx: PhaseContext) {
             DATA_DIR: dataDir,
             HOST: '127.0.0.1',
             PORT: String(port),
+            // Each serve hashes on its share of the cores, as the README advises.
+            ...(process.env.BENCH_MULTI_SHARE === '0'
+              ? {}
+              : {
+                  PASSWORD_HASH_THREADS: String(Math.max(1, Math.floor(ctx.cores / ports.length))),
+                }),
           }),
           logFile: path.join(ctx.out, `multi-serve-${i + 1}.log`),
         },

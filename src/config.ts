@@ -1,6 +1,7 @@
 // The only module that reads the process environment. Everything else receives a Config.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 
@@ -65,6 +66,8 @@ export interface Config {
   /** Password for the owner's admin pages (HTTP basic auth); null disables them. */
   adminToken: string | null;
   passwordMinLength: number;
+  /** Threads that hash and check passwords (decision 018); one per core by default. */
+  passwordHashThreads: number;
   requireVerifiedLogin: boolean;
   /** REQUIRE_TWO_STEP: accounts without two-step sign-in may only set it up (decision 014). */
   requireTwoStep: boolean;
@@ -307,6 +310,7 @@ function buildConfig(read: EnvReader): Config {
     contact: readContact(read, isProduction, baseUrl),
     adminToken: readAdminToken(read, isProduction),
     passwordMinLength,
+    passwordHashThreads: read.int('PASSWORD_HASH_THREADS', availableParallelism(), 1, 256),
     requireVerifiedLogin: read.bool('REQUIRE_VERIFIED_LOGIN', false),
     requireTwoStep: read.bool('REQUIRE_TWO_STEP', false),
     ttl: {

@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
+import { hashPool } from './accounts/password.ts';
 import { type Clock, cryptoRandom, type Random, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { purgePendingContacts } from './contact/contact.ts';
@@ -95,6 +96,7 @@ export async function createRuntime(
   options: RuntimeOptions = {},
 ): Promise<Runtime> {
   const log = options.log ?? createLogger(config);
+  hashPool.resize(config.passwordHashThreads);
   const db = openDatabase(config.databaseUrl);
   const inbox = config.inbox.enabled
     ? openInboxStore(config.dataDir, {

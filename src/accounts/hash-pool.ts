@@ -44,7 +44,7 @@ export interface HashPoolStats {
 }
 
 export class HashPool {
-  readonly size: number;
+  private threadsWanted: number;
   private readonly workerUrl: URL;
   private readonly threads: Thread[] = [];
   private readonly queue: Waiting[] = [];
@@ -52,8 +52,25 @@ export class HashPool {
   private closed = false;
 
   constructor(options: { size?: number; workerUrl?: URL } = {}) {
-    this.size = Math.max(1, options.size ?? availableParallelism());
+    this.threadsWanted = Math.max(1, options.size ?? availableParallelism());
     this.workerUrl = options.workerUrl ?? new URL('./hash-worker.mjs', import.meta.url);
+  }
+
+  /** How many threads the pool runs at most. */
+  get size(): number {
+    return this.threadsWanted;
+  }
+
+  /**
+   * Sets how many threads the pool runs at most (PASSWORD_HASH_THREADS). New threads start as work
+   * needs them; threads past the new size take no new jobs and stop once their own are done.
+   */
+  resize(size: number): void {
+    this.threadsWanted = Math.max(1, Math.floor(size));
+    for (const thread of this.threads.slice(this.threadsWanted)) {
+      if (thread.jobs.size === 0) this.retire(thread);
+    }
+    this.dispatch();
   }
 
   run(job: HashJob): Promise<unknown> {
@@ -97,11 +114,21 @@ export class HashPool {
 
   private roomiest(): Thread | null {
     let best: Thread | null = null;
-    for (const thread of this.threads) {
+    // Threads past the size (after a resize down) are only finishing the jobs they hold.
+    for (const thread of this.threads.slice(0, this.threadsWanted)) {
       if (!best || thread.jobs.size < best.jobs.size) best = thread;
     }
-    if ((!best || best.jobs.size > 0) && this.threads.length < this.size) return this.start();
+    if ((!best || best.jobs.size > 0) && this.threads.length < this.threadsWanted) {
+      return this.start();
+    }
     return best && best.jobs.size < JOBS_PER_THREAD ? best : null;
+  }
+
+  private retire(thread: Thread): void {
+    const at = this.threads.indexOf(thread);
+    if (at === -1) return;
+    this.threads.splice(at, 1);
+    void thread.worker.terminate();
   }
 
   private start(): Thread {
@@ -113,7 +140,10 @@ export class HashPool {
       const waiting = thread.jobs.get(reply.id);
       if (!waiting) return;
       thread.jobs.delete(reply.id);
-      if (thread.jobs.size === 0) worker.unref();
+      if (thread.jobs.size === 0) {
+        worker.unref();
+        if (this.threads.indexOf(thread) >= this.threadsWanted) this.retire(thread);
+      }
       if (reply.ok) waiting.resolve(reply.value);
       else waiting.reject(new Error(reply.message));
       this.dispatch();

@@ -1,9 +1,10 @@
 // §2 Sign-up through the JSON API and the page: validation, normalisation, no enumeration,
 // concurrency, and the outbox row written in the same transaction as the account.
+import { availableParallelism } from 'node:os';
 import type { LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { verifyPassword } from '../../src/accounts/password.ts';
+import { hashPool, verifyPassword } from '../../src/accounts/password.ts';
 import { createOutboxWorker } from '../../src/mail/worker.ts';
 import { hashToken } from '../../src/tokens/tokens.ts';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.ts';
@@ -541,5 +542,24 @@ describe('concurrent sign-ups of one address', () => {
     );
     expect(answers.map((a) => a.statusCode)).toEqual(Array(20).fill(202));
     expect(await usersWith(rt, email)).toHaveLength(1);
+  });
+});
+
+describe('PASSWORD_HASH_THREADS', () => {
+  it('sets how many threads hash the passwords of sign-ups', async () => {
+    const rt = await createTestRuntime({
+      env: { RATE_LIMITS: 'off', PASSWORD_HASH_THREADS: '1' },
+    });
+    try {
+      expect(hashPool.size).toBe(1);
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => apiSignup(rt, address('threads'), `${PASSWORD} ${i}`)),
+      );
+      expect(answers.map((answer) => answer.statusCode)).toEqual([202, 202, 202, 202]);
+      expect(hashPool.stats()).toEqual({ threads: 1, inThreads: 0, queued: 0 });
+    } finally {
+      await rt.close();
+      hashPool.resize(availableParallelism());
+    }
   });
 });

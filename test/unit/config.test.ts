@@ -1,7 +1,7 @@
 // §1 Configuration: defaults, one clear error per bad value, production refusals, .env handling.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -65,6 +65,7 @@ describe('loadConfig defaults', () => {
     expect(config.inbox.enabled).toBe(true);
     expect(config.inbox.smtpPort).toBe(2525);
     expect(config.passwordMinLength).toBe(15);
+    expect(config.passwordHashThreads).toBe(availableParallelism());
     expect(config.requireVerifiedLogin).toBe(false);
     expect(config.requireTwoStep).toBe(false);
     expect(config.ttl).toEqual({
@@ -122,6 +123,11 @@ describe('loadConfig defaults', () => {
     expect(config.requireTwoStep).toBe(true);
   });
 
+  it('reads PASSWORD_HASH_THREADS', () => {
+    expect(load({ PASSWORD_HASH_THREADS: '1' }).passwordHashThreads).toBe(1);
+    expect(load({ PASSWORD_HASH_THREADS: '12' }).passwordHashThreads).toBe(12);
+  });
+
   it('never lets a code live longer than 10 minutes', () => {
     expect(load({ CODE_TTL: '1h' }).ttl.codeSeconds).toBe(600);
     expect(load({ CODE_TTL: '5m' }).ttl.codeSeconds).toBe(300);
@@ -141,6 +147,9 @@ describe('loadConfig refuses bad values with a message naming the variable', () 
     ['PASSWORD_MIN_LENGTH', '4'],
     ['PASSWORD_MIN_LENGTH', '7'],
     ['PASSWORD_MIN_LENGTH', 'ten'],
+    ['PASSWORD_HASH_THREADS', '0'],
+    ['PASSWORD_HASH_THREADS', 'all'],
+    ['PASSWORD_HASH_THREADS', '257'],
     ['RATE_LIMIT_RESEND_ADDRESS', 'abc'],
     ['RATE_LIMIT_RESEND_ADDRESS', '0/1m'],
     ['RATE_LIMITS', 'sometimes'],

@@ -62,6 +62,35 @@ describe('HashPool', () => {
     }
   });
 
+  it('resizes: a smaller pool lets its extra threads finish their jobs, then stops them', async () => {
+    const pool = new HashPool({ size: 3, workerUrl: exitingWorker });
+    try {
+      const first = Array.from({ length: 6 }, (_, i) => pool.run(job(`a${i}`)));
+      expect(pool.stats()).toEqual({ threads: 3, inThreads: 6, queued: 0 });
+      pool.resize(1);
+      expect(pool.size).toBe(1);
+      // The first thread is full; the two past the new size take nothing more.
+      const second = Array.from({ length: 3 }, (_, i) => pool.run(job(`b${i}`)));
+      expect(pool.stats()).toEqual({ threads: 3, inThreads: 6, queued: 3 });
+      expect(await Promise.all([...first, ...second])).toEqual([
+        ...Array.from({ length: 6 }, (_, i) => `hashed:a${i}`),
+        ...Array.from({ length: 3 }, (_, i) => `hashed:b${i}`),
+      ]);
+      expect(pool.stats()).toEqual({ threads: 1, inThreads: 0, queued: 0 });
+      // A larger pool starts its new threads as work arrives.
+      pool.resize(2);
+      expect(pool.stats().threads).toBe(1);
+      const third = Array.from({ length: 4 }, (_, i) => pool.run(job(`c${i}`)));
+      expect(pool.stats()).toEqual({ threads: 2, inThreads: 4, queued: 0 });
+      await Promise.all(third);
+      // An idle pool shrinks at once.
+      pool.resize(1);
+      expect(pool.stats()).toEqual({ threads: 1, inThreads: 0, queued: 0 });
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('refuses the jobs still waiting when it closes, and any job after', async () => {
     const pool = new HashPool({ size: 1, workerUrl: exitingWorker });
     const work = Array.from({ length: 3 }, (_, i) => pool.run(job(`p${i}`)));
