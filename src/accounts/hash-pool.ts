@@ -103,7 +103,17 @@ export class HashPool {
   /** Hands queued jobs to the least busy threads that have room, starting threads as needed. */
   private dispatch(): void {
     while (this.queue.length > 0) {
-      const thread = this.roomiest();
+      let thread: Thread | null;
+      try {
+        thread = this.roomiest();
+      } catch (error) {
+        // A thread that cannot even be created (no memory, a limit on threads): this job fails
+        // rather than wait for a thread that may never come; the next one tries again.
+        (this.queue.shift() as Waiting).reject(
+          error instanceof Error ? error : new Error(String(error)),
+        );
+        continue;
+      }
       if (!thread) return;
       const waiting = this.queue.shift() as Waiting;
       if (thread.jobs.size === 0) thread.worker.ref();

@@ -51,6 +51,22 @@ describe('HashPool', () => {
     }
   });
 
+  it('fails the jobs when no thread can be created, and holds none back', async () => {
+    // A Worker accepts only file: and data: URLs: creating one from this one throws at once.
+    const pool = new HashPool({ size: 1, workerUrl: new URL('https://example.com/worker.mjs') });
+    for (const password of ['first', 'second']) {
+      await expect(pool.run(job(password))).rejects.toThrow();
+      expect(pool.stats()).toEqual({ threads: 0, inThreads: 0, queued: 0 });
+    }
+    // A thread whose module cannot be found fails its jobs the same way, a moment later.
+    const missing = new HashPool({
+      size: 1,
+      workerUrl: new URL(`file://${FIXTURES}/no-such-worker.mjs`),
+    });
+    await expect(missing.run(job('third'))).rejects.toThrow(/no-such-worker/);
+    expect(missing.stats()).toEqual({ threads: 0, inThreads: 0, queued: 0 });
+  });
+
   it('spreads jobs over its threads, at most two to a thread, and queues the rest', async () => {
     const pool = new HashPool({ size: 3, workerUrl: exitingWorker });
     try {
