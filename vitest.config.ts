@@ -11,6 +11,7 @@ const databaseFree = [
   'test/unit/checks.test.ts',
   'test/unit/password.test.ts',
   'test/unit/hash-pool.test.ts',
+  'test/unit/password-fault.test.ts',
   'test/unit/random.test.ts',
   'test/unit/serializer.test.ts',
   'test/account/password-policy.test.ts',

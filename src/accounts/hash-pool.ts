@@ -125,7 +125,9 @@ export class HashPool {
   private roomiest(): Thread | null {
     let best: Thread | null = null;
     // Threads past the size (after a resize down) are only finishing the jobs they hold.
-    for (const thread of this.threads.slice(0, this.threadsWanted)) {
+    const usable = Math.min(this.threads.length, this.threadsWanted);
+    for (let i = 0; i < usable; i++) {
+      const thread = this.threads[i] as Thread;
       if (!best || thread.jobs.size < best.jobs.size) best = thread;
     }
     if ((!best || best.jobs.size > 0) && this.threads.length < this.threadsWanted) {
