@@ -7,7 +7,7 @@ import { HashPool } from './hash-pool.ts';
 export const MAX_PASSWORD_LENGTH = 256;
 
 // OWASP's minimum for argon2id: 19 MiB of memory, 2 passes, 1 lane.
-const ARGON2ID_OPTIONS = {
+export const ARGON2ID_OPTIONS = {
   algorithm: 2 as Algorithm, // Argon2id
   memoryCost: 19_456,
   timeCost: 2,
