@@ -41,6 +41,7 @@ import {
   cpuSample,
   cpuUse,
   freePort,
+  keepInFlight,
   median,
   percentile,
   portAcceptsConnections,
@@ -1173,18 +1174,9 @@ async function hashSamples(count: number): Promise<number[]> {
 
 /** Hashing alone with `inFlight` hashes at a time (the hash pool runs them): what the machine gives. */
 async function hashThroughput(inFlight: number, count: number) {
-  let started = 0;
   const cpu = process.cpuUsage();
-  const t = performance.now();
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (started < count) {
-        started += 1;
-        await hashPassword(`${PASSWORD} ${started}`);
-      }
-    }),
-  );
-  const seconds = (performance.now() - t) / 1000;
+  const elapsedMs = await keepInFlight(inFlight, count, (n) => hashPassword(`${PASSWORD} ${n}`));
+  const seconds = elapsedMs / 1000;
   const used = process.cpuUsage(cpu);
   return {
     inFlight,
@@ -1197,7 +1189,7 @@ async function hashThroughput(inFlight: number, count: number) {
 /**
  * One hash alone against one hash on every core at once, wall time per hash, for Mailproof's
  * setting and for OWASP's 9 MiB, t=4 one of the same strength (whose working sets fit in the
- * last-level cache together on more machines). Alternated twice; the median of each counts.
+ * last-level cache together on more machines). Three rounds, alternated; the median counts.
  */
 async function memoryContention(cores: number) {
   const settings = [
@@ -1208,18 +1200,12 @@ async function memoryContention(cores: number) {
     },
   ];
   const perHash = async (options: object, inFlight: number, count: number) => {
-    let started = 0;
-    const start = performance.now();
-    await Promise.all(
-      Array.from({ length: inFlight }, async () => {
-        while (started < count) {
-          started += 1;
-          await hashPool.run({ op: 'hash', password: `${PASSWORD} ${started}`, options });
-        }
-      }),
+    const elapsedMs = await keepInFlight(inFlight, count, (n) =>
+      hashPool.run({ op: 'hash', password: `${PASSWORD} ${n}`, options }),
     );
-    return ((performance.now() - start) * inFlight) / count;
+    return (elapsedMs * inFlight) / count;
   };
+
   const samples = settings.map(() => ({ alone: [] as number[], together: [] as number[] }));
   for (let round = 0; round < 3; round++) {
     for (const [i, { options }] of settings.entries()) {

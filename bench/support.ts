@@ -209,6 +209,28 @@ export function percentile(samples: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] as number;
 }
 
+/**
+ * Runs `count` jobs, keeping `inFlight` of them going at once; returns the wall time in ms. The
+ * job gets its number, from 1.
+ */
+export async function keepInFlight(
+  inFlight: number,
+  count: number,
+  job: (n: number) => Promise<unknown>,
+): Promise<number> {
+  let started = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (started < count) {
+        started += 1;
+        await job(started);
+      }
+    }),
+  );
+  return performance.now() - start;
+}
+
 export function median(samples: number[]): number {
   return percentile(samples, 50);
 }

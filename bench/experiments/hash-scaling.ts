@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { HashPool } from '../../src/accounts/hash-pool.ts';
+import { keepInFlight } from '../support.ts';
 
 const SETTINGS = [
   { memoryCost: 47_104, timeCost: 1 },
@@ -36,18 +37,11 @@ const pool = new HashPool({ size: cores });
 
 /** Milliseconds of wall time per hash, with `inFlight` hashes at a time. */
 async function perHash(options: object, inFlight: number, count: number): Promise<number> {
-  let started = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (started < count) {
-        started += 1;
-        await pool.run({ op: 'hash', password: `password ${started}`, options });
-      }
-    }),
+  const elapsedMs = await keepInFlight(inFlight, count, (n) =>
+    pool.run({ op: 'hash', password: `password ${n}`, options }),
   );
   // Each of the `inFlight` threads did count ÷ inFlight hashes in that time.
-  return ((performance.now() - start) * inFlight) / count;
+  return (elapsedMs * inFlight) / count;
 }
 
 console.log(`${cores} cores, last-level cache ${lastLevelCache()}, ${COUNT} hashes per figure`);
