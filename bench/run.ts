@@ -42,6 +42,7 @@ import {
   cpuUse,
   freePort,
   keepInFlight,
+  lastLevelCache,
   median,
   percentile,
   portAcceptsConnections,
@@ -1214,14 +1215,8 @@ async function memoryContention(cores: number) {
       samples[i]?.together.push(await perHash(options, cores, 20 * cores));
     }
   }
-  let lastLevelCache = 'unknown';
-  try {
-    const size = readFileSync('/sys/devices/system/cpu/cpu0/cache/index3/size', 'utf8').trim();
-    const kib = /^(\d+)K$/.exec(size)?.[1];
-    lastLevelCache = kib ? `${Number(kib) / 1024} MiB, shared` : size;
-  } catch {}
   return {
-    lastLevelCache,
+    lastLevelCache: lastLevelCache(),
     settings: settings.map(({ label, options }, i) => ({
       label,
       options,

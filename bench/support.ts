@@ -231,6 +231,17 @@ export async function keepInFlight(
   return performance.now() - start;
 }
 
+/** The size of the CPU's last-level cache as Linux reports it ("32 MiB, shared"), or "unknown". */
+export function lastLevelCache(): string {
+  try {
+    const size = readFileSync('/sys/devices/system/cpu/cpu0/cache/index3/size', 'utf8').trim();
+    const kib = /^(\d+)K$/.exec(size)?.[1];
+    return kib ? `${Number(kib) / 1024} MiB, shared` : size;
+  } catch {
+    return 'unknown';
+  }
+}
+
 export function median(samples: number[]): number {
   return percentile(samples, 50);
 }

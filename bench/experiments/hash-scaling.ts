@@ -9,10 +9,9 @@
 // Mailproof hashes with 19 MiB, t=2 (SPEC §2); the others are here only to show the effect.
 //
 //   npx tsx bench/experiments/hash-scaling.ts [rounds, default 3]
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { HashPool } from '../../src/accounts/hash-pool.ts';
-import { keepInFlight } from '../support.ts';
+import { keepInFlight, lastLevelCache } from '../support.ts';
 
 const SETTINGS = [
   { memoryCost: 47_104, timeCost: 1 },
@@ -24,14 +23,6 @@ const SETTINGS = [
 const COUNT = 60;
 const cores = availableParallelism();
 const rounds = Number(process.argv[2] ?? 3);
-
-function lastLevelCache(): string {
-  try {
-    return readFileSync('/sys/devices/system/cpu/cpu0/cache/index3/size', 'utf8').trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
 const pool = new HashPool({ size: cores });
 
