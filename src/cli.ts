@@ -316,9 +316,20 @@ async function outboxList(config: Config, args: string[]): Promise<number> {
   });
 }
 
+/**
+ * Message ids are base64url, so one in 64 starts with "-" and would read as an option. `retry`
+ * has no short options: anything with a single leading "-" is an id, passed after "--".
+ */
+function idsAsPositionals(args: string[]): string[] {
+  if (args.includes('--')) return args;
+  const isId = (arg: string) => /^-[^-]/.test(arg);
+  const ids = args.filter(isId);
+  return ids.length ? [...args.filter((arg) => !isId(arg)), '--', ...ids] : args;
+}
+
 async function outboxRetry(config: Config, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args,
+    args: idsAsPositionals(args),
     options: { 'all-dead': { type: 'boolean', default: false } },
     allowPositionals: true,
     strict: true,

@@ -437,6 +437,24 @@ describe('mailproof outbox list | retry | purge', () => {
     expect(status.stdout).toMatch(/^pending 1\nsent {4}0\ndead {4}0\noldest pending: \d+[smhd]\n/);
   }, 120_000);
 
+  it('retries a message whose id starts with "-" (one id in 64), not reading it as an option', async () => {
+    await signUp(rt, 'cli-bounce-dash@example.com');
+    await drain(rt);
+    const dead = await rowFor(rt, 'cli-bounce-dash@example.com');
+    expect(dead.status).toBe('dead');
+    const dashed = `-${dead.id.slice(1)}`;
+    await rt.db.kysely
+      .updateTable('outbox')
+      .set({ id: dashed })
+      .where('id', '=', dead.id)
+      .execute();
+
+    const retried = cli('retry', dashed);
+    expect({ status: retried.status, stderr: retried.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(retried.stdout).toContain('Re-queued 1 dead letter');
+    expect((await rowFor(rt, 'cli-bounce-dash@example.com')).status).toBe('pending');
+  }, 60_000);
+
   it('refuses bad arguments with usage and exit code 2', () => {
     const cases = [['list', '--status', 'lost'], ['retry'], ['purge', '--frobnicate']];
     // Each a process of its own (a second or two each), so only a few.
