@@ -43,6 +43,9 @@ export function sqlitePath(databaseUrl: string): string {
   return rest === ':memory:' ? rest : path.resolve(rest);
 }
 
+/** How much of the main SQLite file is read through a memory map (the rest, if any, by `pread`). */
+export const SQLITE_MMAP_BYTES = 2 ** 30;
+
 function openSqlite(file: string): Db {
   if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
   const database = new SQLite(file);
@@ -60,6 +63,12 @@ function openSqlite(file: string): Db {
   // Temporary b-trees (an UPDATE … RETURNING, a sort) stay in memory: SQLite's default opens and
   // deletes a temporary file for each, which made the outbox claim cost 150 µs instead of 45.
   database.pragma('temp_store = MEMORY');
+  // Pages are read from a memory map of the file rather than copied in by a `pread` each: a
+  // confirm touches a few pages at random in indexes far larger than the 4 MiB cache above. On a
+  // 400,000-account database (224 MiB) one confirm's statements cost 53-55 µs of CPU against
+  // 59-60 µs with reads (bench/experiments/sqlite-mmap.ts; docs/performance.md, ninth session).
+  // Only reads go through the map; writes still go to the WAL. Rails 8 maps 128 MiB by default.
+  database.pragma(`mmap_size = ${SQLITE_MMAP_BYTES}`);
   const checkpointer = file === ':memory:' ? null : startCheckpointer(database, file);
   const statements = withStatementCache(database);
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: statements }) });
