@@ -1,13 +1,15 @@
 // The confirm fixtures: unverified accounts with a live sign-up token each, or pending contact
 // messages with a live contact token each, issued by the domain code (issueVerification) and
 // written in large transactions to the same SQLite file the server uses.
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
 import { sql, type Transaction } from 'kysely';
 import { cryptoRandom, newId } from '../src/clock.ts';
-import type { Config } from '../src/config.ts';
-import type { Db } from '../src/db/index.ts';
+import { type Config, loadConfig } from '../src/config.ts';
+import { type Db, migrateToLatest, openDatabase } from '../src/db/index.ts';
 import type { Database } from '../src/db/schema.ts';
-import { issueVerification } from '../src/tokens/tokens.ts';
+import { hashToken, issueVerification } from '../src/tokens/tokens.ts';
 
 const TRANSACTION_SIZE = 5000;
 const INSERT_ROWS = 500;
@@ -18,6 +20,36 @@ export interface FixtureBatch {
   tokenFile: string;
   count: number;
   seconds: number;
+}
+
+/**
+ * For the SQLite experiments: a migrated database file in `dir` with `count` confirm accounts,
+ * closed and checkpointed into the file, and the stored hashes of their sign-up tokens.
+ */
+export async function confirmFixtureFile(
+  dir: string,
+  count: number,
+): Promise<{ file: string; tokenHashes: string[] }> {
+  const file = path.join(dir, 'fixture.db');
+  const url = `sqlite:${file}`;
+  const db = openDatabase(url);
+  await migrateToLatest(db);
+  const config = loadConfig({
+    env: { NODE_ENV: 'development', DATA_DIR: dir, DATABASE_URL: url },
+    dotenvPath: false,
+  });
+  const fixture = await createConfirmFixture(db, config, {
+    count,
+    emailPrefix: 'f',
+    tokenFile: path.join(dir, 'tokens.txt'),
+    passwordHash: 'x',
+  });
+  await db.close();
+  const raw = new SQLite(file);
+  raw.pragma('wal_checkpoint(TRUNCATE)');
+  raw.close();
+  const tokens = readFileSync(fixture.tokenFile, 'utf8').trim().split('\n');
+  return { file, tokenHashes: tokens.map((token) => hashToken('signup', token)) };
 }
 
 /** Creates `count` unverified users and their sign-up tokens; writes the raw tokens one a line. */

@@ -1,39 +1,15 @@
 // The SQLite floor of one confirm: its two statements in one synchronous better-sqlite3
 // transaction, under several pragma variants (docs/performance.md, "Floors measured").
-import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { loadConfig } from '../../src/config.ts';
-import { migrateToLatest, openDatabase } from '../../src/db/index.ts';
-import { hashToken } from '../../src/tokens/tokens.ts';
-import { createConfirmFixture } from '../fixture.ts';
+import { confirmFixtureFile } from '../fixture.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'sq-'));
-const file = path.join(dir, 'm.db');
-const url = `sqlite:${file}`;
-const db = openDatabase(url);
-await migrateToLatest(db);
-const config = loadConfig({
-  env: { NODE_ENV: 'development', DATA_DIR: dir, DATABASE_URL: url },
-  dotenvPath: false,
-});
 const N = 100000;
-const f = await createConfirmFixture(db, config, {
-  count: N,
-  emailPrefix: 'b',
-  tokenFile: path.join(dir, 't.txt'),
-  passwordHash: 'x',
-});
-await db.close();
-{
-  const r = new SQLite(file);
-  r.pragma('wal_checkpoint(TRUNCATE)');
-  r.close();
-}
+const { file, tokenHashes: hashes } = await confirmFixtureFile(dir, N);
 copyFileSync(file, file + '.orig');
-const tokens = readFileSync(f.tokenFile, 'utf8').trim().split('\n');
-const hashes = tokens.map((t) => hashToken('signup', t));
 function run(name: string, pragmas: string[], mode: 'full' | 'select' | 'spendonly') {
   copyFileSync(file + '.orig', file);
   const raw = new SQLite(file);

@@ -3,42 +3,18 @@
 // opened with mmap_size 0 and one with 1 GiB, both with the server's pragmas; batches of confirms
 // alternate between them, and each batch's CPU time (user + system) is read from the process.
 //   npx tsx bench/experiments/sqlite-mmap.ts [accounts, default 400000] [rounds, default 8]
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { loadConfig } from '../../src/config.ts';
-import { migrateToLatest, openDatabase } from '../../src/db/index.ts';
-import { hashToken } from '../../src/tokens/tokens.ts';
-import { createConfirmFixture } from '../fixture.ts';
+import { confirmFixtureFile } from '../fixture.ts';
 
 const accounts = Number(process.argv[2] ?? 400_000);
 const rounds = Number(process.argv[3] ?? 8);
 const BATCH = 5_000;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'mmap-'));
-const file = path.join(dir, 'm.db');
-const url = `sqlite:${file}`;
-const db = openDatabase(url);
-await migrateToLatest(db);
-const config = loadConfig({
-  env: { NODE_ENV: 'development', DATA_DIR: dir, DATABASE_URL: url },
-  dotenvPath: false,
-});
-const fixture = await createConfirmFixture(db, config, {
-  count: accounts,
-  emailPrefix: 'm',
-  tokenFile: path.join(dir, 't.txt'),
-  passwordHash: 'x',
-});
-await db.close();
-{
-  const raw = new SQLite(file);
-  raw.pragma('wal_checkpoint(TRUNCATE)');
-  raw.close();
-}
+const { file, tokenHashes: hashes } = await confirmFixtureFile(dir, accounts);
 console.log(`${accounts} accounts, ${(statSync(file).size / 2 ** 20).toFixed(0)} MiB`);
-const tokens = readFileSync(fixture.tokenFile, 'utf8').trim().split('\n');
-const hashes = tokens.map((t) => hashToken('signup', t));
 for (let i = hashes.length - 1; i > 0; i--) {
   const j = Math.floor(Math.random() * (i + 1));
   [hashes[i], hashes[j]] = [hashes[j] as string, hashes[i] as string];
