@@ -67,7 +67,8 @@ function openSqlite(file: string): Db {
   // confirm touches a few pages at random in indexes far larger than the 4 MiB cache above. On a
   // 400,000-account database (224 MiB) one confirm's statements cost 53-55 µs of CPU against
   // 59-60 µs with reads (bench/experiments/sqlite-mmap.ts; docs/performance.md, ninth session).
-  // Only reads go through the map; writes still go to the WAL. Rails 8 maps 128 MiB by default.
+  // Only reads go through the map; writes still go to the WAL. Rails's SQLite adapter maps
+  // 128 MiB by default (decision 020).
   database.pragma(`mmap_size = ${SQLITE_MMAP_BYTES}`);
   const checkpointer = file === ':memory:' ? null : startCheckpointer(database, file);
   const statements = withStatementCache(database);
