@@ -1,12 +1,14 @@
 // Memory-mapped reads against pread for the confirm's two statements, on a database the size of
 // the bench's confirm phase (docs/performance.md, ninth session). Two copies of one fixture, one
-// opened with mmap_size 0 and one with 1 GiB, both with the server's pragmas; batches of confirms
-// alternate between them, and each batch's CPU time (user + system) is read from the process.
+// opened with mmap_size 0 and one with the server's map (1 GiB), both with the server's other
+// pragmas; batches of confirms alternate between them, and each batch's CPU time (user + system)
+// is read from the process.
 //   npx tsx bench/experiments/sqlite-mmap.ts [accounts, default 400000] [rounds, default 8]
 import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
+import { SQLITE_MMAP_BYTES } from '../../src/db/index.ts';
 import { confirmFixtureFile } from '../fixture.ts';
 
 const accounts = Number(process.argv[2] ?? 400_000);
@@ -42,7 +44,7 @@ function open(copy: string, mmap: number) {
   return { mmap, confirm, samples: [] as number[], raw };
 }
 
-const variants = [open(`${file}.a`, 0), open(`${file}.b`, 2 ** 30)];
+const variants = [open(`${file}.a`, 0), open(`${file}.b`, SQLITE_MMAP_BYTES)];
 let next = 0;
 for (let round = 0; round < rounds; round++) {
   const order = round % 2 === 0 ? variants : [...variants].reverse();
