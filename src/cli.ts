@@ -128,7 +128,7 @@ async function run(
     }
   }
   const runtime = await createRuntime(config, { ...options, log });
-  await runtime.listen();
+  await startOrClose(runtime, () => runtime.listen());
   const base = config.baseUrl;
   const lines = [`Mailproof is running at ${base}`];
   if (runtime.inbox) lines.push(`  Inbox:       ${base}/_inbox`);
@@ -158,10 +158,24 @@ async function runWorker(config: Config, args: string[]): Promise<number> {
   runtime.startWorker();
   console.log(`Mailproof worker ${runtime.worker?.id} is sending from the outbox.`);
   if (metricsPort !== undefined) {
-    const address = await runtime.listenOps(Number(metricsPort));
+    const address = await startOrClose(runtime, () => runtime.listenOps(Number(metricsPort)));
     console.log(`  Metrics:     ${address}/metrics (also /healthz, /readyz)`);
   }
   return shutDownOn(await untilSignal(), runtime, log);
+}
+
+/**
+ * Runs `start` (listening on a port); if it fails (the port is taken, say), closes whatever the
+ * runtime had already started (the SMTP catcher, the worker, the database) so that the process
+ * ends with the error instead of running on without its web server.
+ */
+async function startOrClose<T>(runtime: Runtime, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    await runtime.close().catch(() => {});
+    throw error;
+  }
 }
 
 /**
@@ -431,5 +445,7 @@ main(process.argv.slice(2)).then(
     }
     console.error(`mailproof: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;
+    // A failed start has closed what it opened; a handle left over must not keep it running.
+    setTimeout(() => process.exit(1), 5000).unref();
   },
 );

@@ -251,3 +251,54 @@ describe('mailproof worker --metrics-port', () => {
     }
   }, 90_000);
 });
+
+describe('mailproof start when its port is taken', () => {
+  it('says so in one line, closes what it had started and exits 1', async () => {
+    const rt = await createTestRuntime({ worker: false });
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'mailproof-port-taken-'));
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const address = taken.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const smtpPort = await freePort();
+    const child = spawn(process.execPath, [BIN, 'start'], {
+      cwd: dataDir,
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATA_DIR: dataDir,
+        DATABASE_URL: rt.config.databaseUrl,
+        PORT: String(port),
+        INBOX_SMTP_PORT: String(smtpPort),
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    try {
+      const code = await Promise.race([
+        exited,
+        new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 30_000)),
+      ]);
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(stderr).toMatch(/^mailproof: .*EADDRINUSE/);
+      // The SMTP catcher it had started is closed: its port is free again.
+      const reopened = createServer();
+      await new Promise<void>((resolve, reject) => {
+        reopened.once('error', reject);
+        reopened.listen(smtpPort, '127.0.0.1', resolve);
+      });
+      await new Promise((resolve) => reopened.close(resolve));
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+      await new Promise((resolve) => taken.close(resolve));
+      await rt.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
