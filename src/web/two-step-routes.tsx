@@ -20,7 +20,7 @@ import { answerChallenge, challengeOwner } from '../accounts/two-step-login.ts';
 import type { AppContext } from '../context.ts';
 import type { RateLimits } from '../ratelimit/limiter.ts';
 import { logRateLimited } from './errors.ts';
-import { pageContext, sendPage, setFlash } from './pages.tsx';
+import { FORM_BODY_LIMIT, pageContext, sendPage, setFlash } from './pages.tsx';
 import { getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
 import { challengeToken, clearChallengeCookie } from './two-step-cookie.ts';
 import { countingWrongCodes, type Refusal } from './two-step-guard.ts';
@@ -55,7 +55,7 @@ export const twoStepPageRoutes: FastifyPluginAsync<TwoStepPageOptions> = async (
   app,
   { ctx, limits },
 ) => {
-  await app.register(formbody, { bodyLimit: 16 * 1024 });
+  await app.register(formbody, { bodyLimit: FORM_BODY_LIMIT });
   const csrf = { preHandler: app.csrfProtection };
 
   async function sendRefused(
