@@ -183,13 +183,28 @@ class EnvReader {
     return Number(value);
   }
 
-  duration(name: string, fallbackSeconds: number): number {
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(value)) {
+      throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+    }
+    return value as T;
+  }
+
+  /** Seconds; `maxSeconds` refuses a longer one (with `why` in the message) instead of cutting it. */
+  duration(name: string, fallbackSeconds: number, max?: { seconds: number; why: string }): number {
     const value = this.raw(name);
     if (value === undefined) return fallbackSeconds;
     const seconds = parseDuration(value);
     if (seconds === null || seconds <= 0) {
       throw new ConfigError(
         `${name} must be a duration such as 90s, 15m, 1h or 7d (or seconds), got "${value}"`,
+      );
+    }
+    if (max && seconds > max.seconds) {
+      throw new ConfigError(
+        `${name} must be at most ${formatDuration(max.seconds)} (${max.why}), got "${value}"`,
       );
     }
     return seconds;
@@ -209,6 +224,17 @@ class EnvReader {
 }
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** pino's levels, and `silent`. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** 600 → "10m", 90 → "90s": the largest unit that divides the seconds. */
+function formatDuration(seconds: number): string {
+  for (const [unit, size] of Object.entries(DURATION_UNITS).reverse()) {
+    if (seconds % size === 0) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
+}
 
 export function parseDuration(value: string): number | null {
   const match = /^(\d+)\s*([smhd]?)$/i.exec(value.trim());
@@ -280,7 +306,7 @@ function buildConfig(read: EnvReader): Config {
     port,
     dataDir,
     databaseUrl,
-    logLevel: read.string('LOG_LEVEL', env === 'test' ? 'silent' : 'info'),
+    logLevel: read.oneOf('LOG_LEVEL', LOG_LEVELS, env === 'test' ? 'silent' : 'info'),
     trustProxy: read.bool('TRUST_PROXY', false),
     mail: {
       server: mailServer,
@@ -315,7 +341,10 @@ function buildConfig(read: EnvReader): Config {
     requireTwoStep: read.bool('REQUIRE_TWO_STEP', false),
     ttl: {
       signupLinkSeconds: read.duration('SIGNUP_LINK_TTL', 3600),
-      codeSeconds: Math.min(read.duration('CODE_TTL', 600), 600),
+      codeSeconds: read.duration('CODE_TTL', 600, {
+        seconds: 600,
+        why: 'an 8-digit code is safe to leave open only for a short time',
+      }),
       sessionSeconds: read.duration('SESSION_TTL', 30 * 86400),
       sessionMaxAgeSeconds: read.duration('SESSION_MAX_AGE', 30 * 86400),
       resetLinkSeconds: read.duration('RESET_LINK_TTL', 30 * 60),

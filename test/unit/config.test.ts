@@ -128,9 +128,21 @@ describe('loadConfig defaults', () => {
     expect(load({ PASSWORD_HASH_THREADS: '12' }).passwordHashThreads).toBe(12);
   });
 
-  it('never lets a code live longer than 10 minutes', () => {
-    expect(load({ CODE_TTL: '1h' }).ttl.codeSeconds).toBe(600);
+  it('never lets a code live longer than 10 minutes: a longer CODE_TTL stops start-up', () => {
+    expect(load({ CODE_TTL: '10m' }).ttl.codeSeconds).toBe(600);
     expect(load({ CODE_TTL: '5m' }).ttl.codeSeconds).toBe(300);
+    expect(configError({ CODE_TTL: '1h' }).message).toBe(
+      'CODE_TTL must be at most 10m (an 8-digit code is safe to leave open only for a short time), got "1h"',
+    );
+    expect(configError({ CODE_TTL: '601' }).message).toContain('CODE_TTL must be at most 10m');
+  });
+
+  it("reads LOG_LEVEL as one of pino's levels", () => {
+    expect(load({ LOG_LEVEL: 'debug' }).logLevel).toBe('debug');
+    expect(load({ LOG_LEVEL: 'silent' }).logLevel).toBe('silent');
+    expect(configError({ LOG_LEVEL: 'garbage' }).message).toBe(
+      'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "garbage"',
+    );
   });
 });
 
@@ -154,6 +166,8 @@ describe('loadConfig refuses bad values with a message naming the variable', () 
     ['RATE_LIMIT_RESEND_ADDRESS', '0/1m'],
     ['RATE_LIMITS', 'sometimes'],
     ['SIGNUP_LINK_TTL', 'forever'],
+    ['CODE_TTL', '2h'],
+    ['LOG_LEVEL', 'verbose'],
     ['NODE_ENV', 'staging'],
     ['PORT', '-1'],
   ];
