@@ -49,6 +49,48 @@ export function contextWords(options: { email?: string; appName?: string }): str
   return [...new Set(words.map(lettersOf).filter((word) => word.length >= 3))];
 }
 
+/**
+ * A common password padded out with digits and punctuation ("password1234567", "Dragon!!!!!!!!!").
+ * The list holds few entries as long as the 15-character minimum, so padding is what people add to
+ * reach it; only the letters count, and they must make a listed word of four letters or more.
+ */
+function isPaddedCommonWord(password: string): boolean {
+  const letters = lettersOf(password);
+  return letters.length >= 4 && commonPasswords.has(letters);
+}
+
+/**
+ * A short run repeated: "aaaaaaaaaaaaaaa", fifteen spaces, "121212121212121", "abcabcabcabcabc".
+ * Such a password is only as strong as its run, and a run under the 8 characters NIST allows at
+ * the least is refused; a longer one repeated ("plum kite rover plum kite rover") is not.
+ */
+const SHORTEST_RUN_ALLOWED = 8;
+function isRepetition(password: string): boolean {
+  const chars = [...password];
+  const longestRun = Math.min(SHORTEST_RUN_ALLOWED - 1, Math.floor(chars.length / 2));
+  for (let run = 1; run <= longestRun; run++) {
+    if (chars.every((char, i) => char === chars[i % run])) return true;
+  }
+  return false;
+}
+
+// Runs people type as sequences: the alphabet, the digits (9 wraps round to 0) and the rows and
+// columns of a QWERTY keyboard, read forwards or backwards.
+const SEQUENCES = [
+  'abcdefghijklmnopqrstuvwxyz',
+  '0123456789',
+  'qwertyuiopasdfghjklzxcvbnm',
+  '1234567890qwertyuiopasdfghjklzxcvbnm',
+  '1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p',
+].flatMap((run) => [run, [...run].reverse().join('')]);
+
+/** The whole password is part of a sequence, repeated as often as needed: "123456789012345". */
+function isSequence(password: string): boolean {
+  return SEQUENCES.some((run) =>
+    run.repeat(Math.ceil(password.length / run.length) + 1).includes(password),
+  );
+}
+
 /** Returns the first problem with a new password, or null when it is acceptable. */
 export function checkNewPassword(
   password: string,
@@ -69,7 +111,13 @@ export function checkNewPassword(
     };
   }
   const lower = normalised.toLowerCase();
-  if (commonPasswords.has(lower) || (options.email && lower === options.email.toLowerCase())) {
+  if (
+    commonPasswords.has(lower) ||
+    (options.email && lower === options.email.toLowerCase()) ||
+    isPaddedCommonWord(normalised) ||
+    isRepetition(lower) ||
+    isSequence(lower)
+  ) {
     return {
       code: 'password_common',
       message: 'This password is too common or too easy to guess. Choose another one.',

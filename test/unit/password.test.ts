@@ -55,10 +55,10 @@ describe('checkNewPassword', () => {
     expect(
       checkNewPassword('the quick brown fox jumps over the lazy dog '.repeat(4), { minLength: 15 }),
     ).toBeNull();
-    expect(checkNewPassword('x7'.repeat(128), { minLength: 15 })).toBeNull();
-    expect(checkNewPassword(`${'x7'.repeat(128)}z`, { minLength: 15 })?.code).toBe(
-      'password_too_long',
-    );
+    const longest = 'plum kite rover '.repeat(16);
+    expect(longest).toHaveLength(256);
+    expect(checkNewPassword(longest, { minLength: 15 })).toBeNull();
+    expect(checkNewPassword(`${longest}z`, { minLength: 15 })?.code).toBe('password_too_long');
     // Only lower-case letters and spaces: no digit, capital or symbol required.
     expect(checkNewPassword('correct horse battery staple', { minLength: 15 })).toBeNull();
   });
@@ -71,6 +71,55 @@ describe('checkNewPassword', () => {
     expect(checkNewPassword('1qaz2wsx3edc4rfv', { minLength: 15 })?.code).toBe('password_common');
     expect(checkNewPassword('password1', { minLength: 8 })?.code).toBe('password_common');
     expect(checkNewPassword('iloveyou', { minLength: 8 })?.code).toBe('password_common');
+  });
+
+  it('refuses a common password padded out with digits and punctuation', () => {
+    for (const password of [
+      'password1234567',
+      'Dragon!!!!!!!!!',
+      '2024iloveyou2024',
+      'monkey.12345678',
+    ]) {
+      expect(checkNewPassword(password, { minLength: 15 })?.code, password).toBe('password_common');
+    }
+    // Letters that make no listed word, or a listed word inside a longer phrase, are fine.
+    expect(checkNewPassword('tram 7 violet 42 kite', { minLength: 15 })).toBeNull();
+    expect(checkNewPassword('dragon fruit salad 2024', { minLength: 15 })).toBeNull();
+  });
+
+  it('refuses a short run repeated', () => {
+    const repeated = [
+      'aaaaaaaaaaaaaaa',
+      ' '.repeat(15),
+      '111111111111111',
+      '121212121212121',
+      'abcabcabcabcabca',
+      'Zq7!Zq7!Zq7!Zq7!',
+      'hellohellohello',
+    ];
+    for (const password of repeated) {
+      expect(checkNewPassword(password, { minLength: 15 })?.code, password).toBe('password_common');
+    }
+    // A run of eight characters or more, repeated, is as strong as the run.
+    expect(checkNewPassword('Zq7!kite Zq7!kite', { minLength: 15 })).toBeNull();
+    expect(checkNewPassword('plum kite rover plum kite rover', { minLength: 15 })).toBeNull();
+  });
+
+  it('refuses a sequence of the alphabet, the digits or the keyboard, either way', () => {
+    const sequences = [
+      '123456789012345',
+      '987654321098765',
+      'abcdefghijklmnop',
+      'ponmlkjihgfedcba',
+      'qwertyuiopasdfgh',
+      '1234567890qwerty',
+      '1qaz2wsx3edc4rfv5tgb',
+    ];
+    for (const password of sequences) {
+      expect(checkNewPassword(password, { minLength: 15 })?.code, password).toBe('password_common');
+    }
+    expect(checkNewPassword('13579246801357924', { minLength: 15 })).toBeNull();
+    expect(checkNewPassword('abcdefghijklmnoz', { minLength: 15 })).toBeNull();
   });
 
   it('refuses the email address as the password', () => {
