@@ -57,6 +57,15 @@ export interface ApiOptions {
 const emailField = z.string().max(1000);
 const passwordField = z.string().max(4096);
 
+/** A confirmation's body: the token from the link, or the address and the code from the message. */
+const tokenOrCode = z.union(
+  [
+    z.object({ token: z.string().max(200) }),
+    z.object({ email: emailField, code: z.string().max(20) }),
+  ],
+  { error: 'send {"token"} from the link, or {"email", "code"} from the message' },
+);
+
 const errorResponse = z.object({
   error: z.object({ code: z.string(), message: z.string() }).loose(),
 });
@@ -154,10 +163,7 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
     {
       schema: {
         summary: 'Confirm an address with the link token, or with the address and its code',
-        body: z.union([
-          z.object({ token: z.string().max(200) }),
-          z.object({ email: emailField, code: z.string().max(20) }),
-        ]),
+        body: tokenOrCode,
         response: {
           200: z.object({ status: z.enum(['verified', 'already_verified']) }),
           400: errorResponse,
@@ -370,10 +376,7 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, l
       schema: {
         summary:
           'Accept a pending contact message with its link token, or the address and its code',
-        body: z.union([
-          z.object({ token: z.string().max(200) }),
-          z.object({ email: emailField, code: z.string().max(20) }),
-        ]),
+        body: tokenOrCode,
         response: {
           200: z.object({ status: z.enum(['accepted', 'already_accepted']) }),
           400: errorResponse,

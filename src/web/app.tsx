@@ -170,8 +170,8 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
           code: 'service_unavailable',
           message: 'The service is briefly unavailable. Please try again in a few seconds.',
         }
-      : describeError(error, status);
-    if (isApiPath(request.url) || status === 415) return sendApiError(reply, status, code, message);
+      : describeError(error, status, isApiPath(request.url));
+    if (isApiPath(request.url)) return sendApiError(reply, status, code, message);
     return sendPage(
       reply,
       <ErrorPage
@@ -229,12 +229,14 @@ function isApiPath(url: string): boolean {
   return url.startsWith('/api/') || url.startsWith('/_inbox/api/');
 }
 
-function describeError(error: FastifyError, status: number): { code: string; message: string } {
+function describeError(
+  error: FastifyError,
+  status: number,
+  api: boolean,
+): { code: string; message: string } {
   if (hasZodFastifySchemaValidationErrors(error)) {
     const first = error.validation[0];
-    const where = first?.instancePath
-      ? first.instancePath.replace(/^\//, '').replace(/\//g, '.')
-      : 'body';
+    const where = (first?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.') || 'body';
     return {
       code: 'invalid_request',
       message: `Invalid request: ${where}: ${first?.message ?? 'invalid value'}`,
@@ -244,7 +246,12 @@ function describeError(error: FastifyError, status: number): { code: string; mes
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { code: 'body_too_large', message: 'The request body is too large.' };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { code: 'unsupported_media_type', message: 'Send the body as application/json.' };
+      return {
+        code: 'unsupported_media_type',
+        message: api
+          ? 'Send the body as application/json.'
+          : 'This page takes its form as a browser sends it (application/x-www-form-urlencoded). Programs can use the JSON API under /api/.',
+      };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return { code: 'invalid_json', message: 'The body is not valid JSON.' };

@@ -216,6 +216,20 @@ describe('safety', () => {
       expect(users).toHaveLength(0);
     });
 
+    it('answers a multipart form posted to a page with a 415 page that says what it takes', async () => {
+      const email = address('multipart-page');
+      const res = await rt.app.inject({
+        method: 'POST',
+        url: '/signup',
+        headers: { 'content-type': 'multipart/form-data; boundary=x' },
+        payload: `--x\r\nContent-Disposition: form-data; name="email"\r\n\r\n${email}\r\n--x--\r\n`,
+      });
+      expect(res.statusCode).toBe(415);
+      expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(res.body).toContain('application/x-www-form-urlencoded');
+      expect(res.body).toContain('/api/');
+    });
+
     it('never takes a text/plain body (which a cross-site form can send) as JSON', async () => {
       const email = address('textplain');
       const res = await rt.app.inject({

@@ -92,6 +92,39 @@ describe('verification', () => {
     rt.limits.reset();
   });
 
+  describe('a body of the wrong shape', () => {
+    it('is a 400 invalid_request that says what to send, on both confirmations', async () => {
+      for (const url of ['/api/verify', '/api/contact/confirm']) {
+        for (const payload of ['{}', 'null', '[]', '{"token": 5}', '{"email": "a@example.com"}']) {
+          const res = await rt.app.inject({
+            method: 'POST',
+            url,
+            headers: { 'content-type': 'application/json' },
+            payload,
+          });
+          expect(res.statusCode, `${url} ${payload}`).toBe(400);
+          expect(res.json(), `${url} ${payload}`).toEqual({
+            error: {
+              code: 'invalid_request',
+              message:
+                'Invalid request: body: send {"token"} from the link, or {"email", "code"} from the message',
+            },
+          });
+        }
+      }
+    });
+
+    it('names the field at fault elsewhere', async () => {
+      const res = await rt.app.inject({
+        method: 'POST',
+        url: '/api/verify/resend',
+        payload: { email: 5 },
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.message).toMatch(/^Invalid request: email: /);
+    });
+  });
+
   describe('the message', () => {
     it('carries a link and an 8-digit code, in both the HTML and the text part', async () => {
       const email = address('message');
