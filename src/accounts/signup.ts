@@ -39,6 +39,28 @@ export function validateSignup(
   return problem ? { status: 'invalid', field: 'password', ...problem } : null;
 }
 
+/**
+ * Every field's problem at once, for the sign-up page: a form sent with both fields wrong marks
+ * both. The API answers with the first (`validateSignup`), as its one error code can name one.
+ */
+export function signupFieldErrors(
+  ctx: AppContext,
+  input: { email: string; password: string },
+): Partial<Record<'email' | 'password', string>> {
+  const errors: Partial<Record<'email' | 'password', string>> = {};
+  const first = validateSignup(ctx, input);
+  if (first?.status !== 'invalid') return errors;
+  errors[first.field] = first.message;
+  if (first.field === 'email') {
+    const problem = checkNewPassword(input.password, {
+      minLength: ctx.config.passwordMinLength,
+      appName: ctx.config.appName,
+    });
+    if (problem) errors.password = problem.message;
+  }
+  return errors;
+}
+
 export async function signUp(
   ctx: AppContext,
   input: { email: string; password: string; requestId?: string | null },

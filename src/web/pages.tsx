@@ -38,7 +38,7 @@ import {
   publicSessionId,
   type SessionValidation,
 } from '../accounts/session.ts';
-import { signUp, validateSignup } from '../accounts/signup.ts';
+import { signUp, signupFieldErrors, validateSignup } from '../accounts/signup.ts';
 import { twoStepSetupRequired, twoStepStatus } from '../accounts/two-step.ts';
 import {
   CONTACT_LIMITS,
@@ -237,7 +237,7 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
         <SignupPage
           ctx={page}
           email={email}
-          errors={{ [result.field]: result.message }}
+          errors={signupFieldErrors(ctx, { email, password })}
           minLength={ctx.config.passwordMinLength}
         />,
         400,

@@ -232,6 +232,22 @@ describe('sign-up', () => {
       expect(res.body).not.toMatch(/<input id="field-password"[^>]*aria-invalid/);
     });
 
+    it('marks both fields at once when both are wrong', async () => {
+      const res = await pageSignup(rt, '', '');
+      expect(res.statusCode).toBe(400);
+      expect(res.body).toMatch(
+        /<p class="error" id="field-email-error">Enter a valid email address[^<]*<\/p><input id="field-email"[^>]*aria-invalid="true"/,
+      );
+      expect(res.body).toMatch(
+        /<p class="error" id="field-password-error">Use at least 15 characters[^<]*<\/p><input id="field-password"[^>]*aria-invalid="true"/,
+      );
+      // The summary links to both, the email first.
+      expect(res.body.indexOf('href="#field-email"')).toBeGreaterThan(-1);
+      expect(res.body.indexOf('href="#field-password"')).toBeGreaterThan(
+        res.body.indexOf('href="#field-email"'),
+      );
+    });
+
     it('shows a common password error next to the password field', async () => {
       const res = await pageSignup(rt, address('pagecommon'), 'passwordpassword');
       expect(res.statusCode).toBe(400);
