@@ -311,15 +311,13 @@ function InboxList(props: { ctx: PageContext; messages: MessageSummary[]; q: str
           <a href="/_inbox/templates">Email templates</a>
           <search class="search">
             <form method="get" action="/_inbox">
-              <label for="inbox-q" class="visually-hidden">
-                Search messages
-              </label>
+              <label for="inbox-q">Search messages</label>
               <input
                 id="inbox-q"
                 name="q"
                 type="search"
                 value={props.q}
-                placeholder="Recipient, subject or text"
+                placeholder="To, subject or text"
               />
               <button type="submit" class="button secondary">
                 Search

@@ -276,6 +276,26 @@ describe('inbox message view', () => {
   });
 });
 
+describe('inbox list', () => {
+  it('labels the search box with visible text, at phone width without overflow', async () => {
+    const { context, page } = await openPage(app, PHONE);
+    try {
+      await page.goto('/_inbox');
+      const label = page.locator('label[for="inbox-q"]');
+      expect(await label.textContent()).toBe('Search messages');
+      expect(await label.isVisible()).toBe(true);
+      expect((await label.boundingBox())?.width ?? 0).toBeGreaterThan(50);
+      expect(await page.getByLabel('Search messages').getAttribute('type')).toBe('search');
+      const overflow = await page.evaluate(
+        () => (document.scrollingElement?.scrollWidth ?? 0) - window.innerWidth,
+      );
+      expect(overflow).toBeLessThanOrEqual(0);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('template gallery', () => {
   it('shows one preview and one checks section per template, each with 0 errors', async () => {
     const { context, page, errors } = await openPage(app, {
