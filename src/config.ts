@@ -192,7 +192,7 @@ class EnvReader {
     return value as T;
   }
 
-  /** Seconds; `maxSeconds` refuses a longer one (with `why` in the message) instead of cutting it. */
+  /** Seconds; with `max`, a longer value stops start-up (the message says `why`) rather than being cut. */
   duration(name: string, fallbackSeconds: number, max?: { seconds: number; why: string }): number {
     const value = this.raw(name);
     if (value === undefined) return fallbackSeconds;
