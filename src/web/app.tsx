@@ -129,6 +129,12 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
     done();
   });
 
+  // PostgreSQL cannot hold U+0000 in text, and no field of Mailproof's has a use for it: a body
+  // with one anywhere is refused before any route sees it, on every database alike.
+  app.addHook('preValidation', (request, _reply, done) => {
+    done(holdsNul(request.body, 0) ? NUL_REFUSED() : undefined);
+  });
+
   const headers = securityHeaders(config);
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(isApiPath(request.url) ? headers.api : headers.page);
@@ -225,6 +231,22 @@ function requestIds(ctx: AppContext): () => string {
   return () => `${prefix}-${(++counter).toString(36)}`;
 }
 
+const NUL_REFUSED = () =>
+  Object.assign(new Error('text holds the NUL character (U+0000)'), {
+    statusCode: 400,
+    code: 'MAILPROOF_NUL_CHARACTER',
+  });
+
+/** True when a string in a parsed body (fields, array items, nested objects) holds U+0000. */
+function holdsNul(value: unknown, depth: number): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (value === null || typeof value !== 'object' || depth > 8) return false;
+  for (const item of Array.isArray(value) ? value : Object.values(value)) {
+    if (holdsNul(item, depth + 1)) return true;
+  }
+  return false;
+}
+
 function isApiPath(url: string): boolean {
   return url.startsWith('/api/') || url.startsWith('/_inbox/api/');
 }
@@ -243,6 +265,11 @@ function describeError(
     };
   }
   switch (error.code) {
+    case 'MAILPROOF_NUL_CHARACTER':
+      return {
+        code: 'invalid_request',
+        message: 'Invalid request: no field may hold the NUL character (U+0000).',
+      };
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { code: 'body_too_large', message: 'The request body is too large.' };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':

@@ -104,6 +104,41 @@ describe('safety', () => {
   });
 
   describe('malformed requests get a clear 4xx', () => {
+    it('refuses a NUL character (U+0000) in any field with 400, on every database', async () => {
+      // PostgreSQL cannot hold U+0000 in text: this body once made POST /api/verify answer 500.
+      const bodies: Array<[string, object]> = [
+        ['/api/verify', { email: '\u0000a@a.aa', code: ' ' }],
+        ['/api/verify', { token: 'abc\u0000' }],
+        ['/api/login', { email: 'a\u0000@example.com', password: PASSWORD }],
+        ['/api/verify/resend', { email: '\u0000@example.com' }],
+        ['/api/contact', { name: 'N\u0000', email: 'x@example.com', message: 'hello' }],
+        ['/api/signup', { email: address('nul'), password: `${PASSWORD}\u0000` }],
+      ];
+      for (const [url, payload] of bodies) {
+        const res = await rt.app.inject({ method: 'POST', url, payload });
+        expect(res.json(), url).toEqual({
+          error: {
+            code: 'invalid_request',
+            message: 'Invalid request: no field may hold the NUL character (U+0000).',
+          },
+        });
+        expect(res.statusCode, url).toBe(400);
+      }
+      // A form on a page: the same refusal, as a page.
+      const jar: Jar = {};
+      const form = await rt.app.inject({ method: 'GET', url: '/verify' });
+      remember(form, jar);
+      const page = await postForm(
+        rt,
+        '/verify',
+        { _csrf: csrfOf(form.body), email: 'a\u0000@example.com', code: '12345678' },
+        jar,
+      );
+      expect(page.statusCode).toBe(400);
+      expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(page.body).toContain('NUL character');
+    });
+
     it('refuses a body over 64 KB with 413', async () => {
       const email = address('big');
       const res = await rt.app.inject({
