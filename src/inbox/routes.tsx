@@ -1,12 +1,12 @@
 // The inbox UI at /_inbox and its JSON API at /_inbox/api.
 import type { ServerResponse } from 'node:http';
-import formbody from '@fastify/formbody';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
 import { renderEmail } from '../mail/render.ts';
 import { isTemplateName, type TemplateName, templates } from '../mail/templates/index.ts';
 import { basicAuthorized, requestAdminAuth } from '../web/admin-auth.ts';
+import { acceptForms } from '../web/body-checks.ts';
 import { sendApiError } from '../web/errors.ts';
 import { pageContext, sendPage } from '../web/pages.tsx';
 import { Csrf, Layout, type PageContext } from '../web/views/layout.tsx';
@@ -64,7 +64,7 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
     });
     return templateChecks;
   };
-  await app.register(formbody, { bodyLimit: 4 * 1024 });
+  await acceptForms(app, 4 * 1024);
   const { auth } = ctx.config.inbox;
   if (auth) {
     // Every inbox page and API call (it holds every link and code the app sent) needs the password.

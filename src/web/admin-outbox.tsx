@@ -1,11 +1,12 @@
 // The operator's outbox page, behind HTTP basic auth with ADMIN_TOKEN: counts, dead letters with
 // a Retry button each, "Retry all dead", and a purge form. The CLI does the same from a shell.
-import formbody from '@fastify/formbody';
+
 import type { FastifyPluginAsync } from 'fastify';
 import type { AppContext } from '../context.ts';
 import { workerLiveness } from '../mail/heartbeat.ts';
 import { listOutbox, outboxOverview, purgeOutbox, retryDeadLetters } from '../mail/outbox-admin.ts';
 import { adminAuthorized, requestAdminAuth } from './admin-auth.ts';
+import { acceptForms } from './body-checks.ts';
 import { pageContext, sendPage, setFlash } from './pages.tsx';
 import { AdminOutboxPage } from './views/admin-outbox.tsx';
 
@@ -20,7 +21,7 @@ function field(body: unknown, name: string): string {
 }
 
 export const adminOutboxRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { ctx }) => {
-  await app.register(formbody, { bodyLimit: 4 * 1024 });
+  await acceptForms(app, 4 * 1024);
   // Authentication first, so a stranger's POST is a 401 and never reaches the CSRF check.
   app.addHook('onRequest', async (request, reply) => {
     if (!ctx.config.adminToken) return reply.callNotFound();

@@ -20,6 +20,7 @@ import type { Metrics } from '../metrics.ts';
 import type { RateLimits } from '../ratelimit/limiter.ts';
 import { adminOutboxRoutes } from './admin-outbox.tsx';
 import { apiRoutes } from './api.ts';
+import { NUL_CHARACTER_CODE, nulInJson } from './body-checks.ts';
 import { sendApiError } from './errors.ts';
 import { opsRoutes } from './ops-routes.ts';
 import { pageContext, pageRoutes, sendPage } from './pages.tsx';
@@ -86,6 +87,17 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // Fastify's own JSON parser, then the NUL check of body-checks.ts.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    parseJson(request, text, (error: Error | null, value?: unknown) => {
+      const refused = error ?? nulInJson(text, value);
+      if (refused) done(refused, undefined);
+      else done(null, value);
+    });
+  });
   await app.register(swagger, {
     openapi: {
       info: {
@@ -127,12 +139,6 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
       reply.elapsedTime / 1000,
     );
     done();
-  });
-
-  // PostgreSQL cannot hold U+0000 in text, and no field of Mailproof's has a use for it: a body
-  // with one anywhere is refused before any route sees it, on every database alike.
-  app.addHook('preValidation', (request, _reply, done) => {
-    done(holdsNul(request.body, 0) ? NUL_REFUSED() : undefined);
   });
 
   const headers = securityHeaders(config);
@@ -231,22 +237,6 @@ function requestIds(ctx: AppContext): () => string {
   return () => `${prefix}-${(++counter).toString(36)}`;
 }
 
-const NUL_REFUSED = () =>
-  Object.assign(new Error('text holds the NUL character (U+0000)'), {
-    statusCode: 400,
-    code: 'MAILPROOF_NUL_CHARACTER',
-  });
-
-/** True when a string in a parsed body (fields, array items, nested objects) holds U+0000. */
-function holdsNul(value: unknown, depth: number): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (value === null || typeof value !== 'object' || depth > 8) return false;
-  for (const item of Array.isArray(value) ? value : Object.values(value)) {
-    if (holdsNul(item, depth + 1)) return true;
-  }
-  return false;
-}
-
 function isApiPath(url: string): boolean {
   return url.startsWith('/api/') || url.startsWith('/_inbox/api/');
 }
@@ -265,7 +255,7 @@ function describeError(
     };
   }
   switch (error.code) {
-    case 'MAILPROOF_NUL_CHARACTER':
+    case NUL_CHARACTER_CODE:
       return {
         code: 'invalid_request',
         message: 'Invalid request: no field may hold the NUL character (U+0000).',

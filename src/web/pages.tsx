@@ -1,5 +1,5 @@
 // Server-rendered pages. They call the same domain functions as the JSON API.
-import formbody from '@fastify/formbody';
+
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { VNode } from 'preact';
 import {
@@ -54,6 +54,7 @@ import type { AppContext } from '../context.ts';
 import { clientAndAddress, type LimitName, type RateLimits } from '../ratelimit/limiter.ts';
 import { findByToken, looksLikeToken } from '../tokens/tokens.ts';
 import { adminAuthorized, requestAdminAuth } from './admin-auth.ts';
+import { acceptForms } from './body-checks.ts';
 import { logRateLimited } from './errors.ts';
 import { clearSessionCookie, getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
 import { setChallengeCookie } from './two-step-cookie.ts';
@@ -180,7 +181,7 @@ export function sendPage(reply: FastifyReply, page: VNode, status = 200): Fastif
 export const FORM_BODY_LIMIT = 64 * 1024;
 
 export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, limits }) => {
-  await app.register(formbody, { bodyLimit: FORM_BODY_LIMIT });
+  await acceptForms(app, FORM_BODY_LIMIT);
   const csrf = { preHandler: app.csrfProtection };
 
   async function limited(

@@ -1,7 +1,7 @@
 // Pages of two-step sign-in (docs/decisions/014): the second step of a login (/login/two-step)
 // and setting it up, turning it off and making new recovery codes (/account/two-step). Forms post
 // back to the same path; the account page's forms say what they do in an `intent` field.
-import formbody from '@fastify/formbody';
+
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { SessionValidation } from '../accounts/session.ts';
 import { invalidateSession } from '../accounts/session.ts';
@@ -19,6 +19,7 @@ import {
 import { answerChallenge, challengeOwner } from '../accounts/two-step-login.ts';
 import type { AppContext } from '../context.ts';
 import type { RateLimits } from '../ratelimit/limiter.ts';
+import { acceptForms } from './body-checks.ts';
 import { logRateLimited } from './errors.ts';
 import { FORM_BODY_LIMIT, pageContext, sendPage, setFlash } from './pages.tsx';
 import { getAuth, sessionToken, setSessionCookie } from './session-cookie.ts';
@@ -55,7 +56,7 @@ export const twoStepPageRoutes: FastifyPluginAsync<TwoStepPageOptions> = async (
   app,
   { ctx, limits },
 ) => {
-  await app.register(formbody, { bodyLimit: FORM_BODY_LIMIT });
+  await acceptForms(app, FORM_BODY_LIMIT);
   const csrf = { preHandler: app.csrfProtection };
 
   async function sendRefused(
