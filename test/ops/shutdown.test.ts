@@ -114,28 +114,44 @@ function waitForOutput(child: ChildProcess, text: string, timeoutMs: number): Pr
   });
 }
 
+/** `mailproof start` in a child process, on `databaseUrl`, with its output collected. */
+function spawnStart(options: {
+  databaseUrl: string;
+  dataDir: string;
+  port: number;
+  smtpPort: number;
+}) {
+  const child = spawn(process.execPath, [BIN, 'start'], {
+    cwd: options.dataDir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATA_DIR: options.dataDir,
+      DATABASE_URL: options.databaseUrl,
+      PORT: String(options.port),
+      INBOX_SMTP_PORT: String(options.smtpPort),
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const output = { stderr: '' };
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output.stderr += chunk.toString();
+  });
+  return { child, exited, output };
+}
+
 describe('mailproof start on SIGTERM', () => {
   it('completes the request in flight, refuses new connections, and exits 0', async () => {
     // The test runtime makes the database (a SQLite file, or a PostgreSQL schema) and migrates it.
     const rt = await createTestRuntime({ worker: false });
     const dataDir = mkdtempSync(path.join(tmpdir(), 'mailproof-shutdown-'));
     const port = await freePort();
-    const child = spawn(process.execPath, [BIN, 'start'], {
-      cwd: dataDir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        DATA_DIR: dataDir,
-        DATABASE_URL: rt.config.databaseUrl,
-        PORT: String(port),
-        INBOX_SMTP_PORT: String(await freePort()),
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
+    const { child, exited, output } = spawnStart({
+      databaseUrl: rt.config.databaseUrl,
+      dataDir,
+      port,
+      smtpPort: await freePort(),
     });
     try {
       await waitForOutput(child, 'Mailproof is running', 30_000);
@@ -174,7 +190,7 @@ describe('mailproof start on SIGTERM', () => {
       expect(response).toContain('{"status":"pending"}');
 
       expect(await exited).toBe(0);
-      expect(stderr).toBe('');
+      expect(output.stderr).toBe('');
 
       // The sign-up and its email survived: queued for the next worker, no lease left behind.
       const rows = await rt.db.kysely
@@ -261,22 +277,11 @@ describe('mailproof start when its port is taken', () => {
     const address = taken.address();
     const port = typeof address === 'object' && address ? address.port : 0;
     const smtpPort = await freePort();
-    const child = spawn(process.execPath, [BIN, 'start'], {
-      cwd: dataDir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        DATA_DIR: dataDir,
-        DATABASE_URL: rt.config.databaseUrl,
-        PORT: String(port),
-        INBOX_SMTP_PORT: String(smtpPort),
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    let stderr = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
+    const { child, exited, output } = spawnStart({
+      databaseUrl: rt.config.databaseUrl,
+      dataDir,
+      port,
+      smtpPort,
     });
     try {
       const code = await Promise.race([
@@ -284,8 +289,8 @@ describe('mailproof start when its port is taken', () => {
         new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 30_000)),
       ]);
       expect(code).toBe(1);
-      expect(stderr.trim().split('\n')).toHaveLength(1);
-      expect(stderr).toMatch(/^mailproof: .*EADDRINUSE/);
+      expect(output.stderr.trim().split('\n')).toHaveLength(1);
+      expect(output.stderr).toMatch(/^mailproof: .*EADDRINUSE/);
       // The SMTP catcher it had started is closed: its port is free again.
       const reopened = createServer();
       await new Promise<void>((resolve, reject) => {
