@@ -7,7 +7,7 @@ import { listUsers } from './accounts/user.ts';
 import { cryptoRandom } from './clock.ts';
 import { type Config, ConfigError, loadConfig, parseDuration } from './config.ts';
 import { listAcceptedContacts } from './contact/contact.ts';
-import { type Db, migrateToLatest, openDatabase } from './db/index.ts';
+import { type Db, migrateToLatest, openDatabase, pendingMigrations } from './db/index.ts';
 import type { OutboxStatus } from './db/schema.ts';
 import { checkEmailsCommand } from './inbox/checks/cli.ts';
 import { createLogger } from './logger.ts';
@@ -126,6 +126,8 @@ async function run(
     } finally {
       await db.close();
     }
+  } else {
+    await refuseUnmigrated(config, log);
   }
   const runtime = await createRuntime(config, { ...options, log });
   await startOrClose(runtime, () => runtime.listen());
@@ -154,6 +156,7 @@ async function runWorker(config: Config, args: string[]): Promise<number> {
     return 2;
   }
   const log = createLogger(config);
+  await refuseUnmigrated(config, log);
   const runtime = await createRuntime(config, { worker: true, log });
   runtime.startWorker();
   console.log(`Mailproof worker ${runtime.worker?.id} is sending from the outbox.`);
@@ -162,6 +165,30 @@ async function runWorker(config: Config, args: string[]): Promise<number> {
     console.log(`  Metrics:     ${address}/metrics (also /healthz, /readyz)`);
   }
   return shutDownOn(await untilSignal(), runtime, log);
+}
+
+/**
+ * `serve`, `inbox` and `worker` leave migrating to `mailproof migrate` (one step of a deploy, not
+ * one per process): on a database that lacks migrations they would start, say they are ready and
+ * answer every request with a 500. They stop at once instead, saying what to run. A database that
+ * cannot be reached yet is left to the runtime, which retries and reports it on /readyz.
+ */
+async function refuseUnmigrated(config: Config, log: Logger): Promise<void> {
+  const db = openDatabase(config.databaseUrl);
+  let pending: string[];
+  try {
+    pending = await pendingMigrations(db);
+  } catch (error) {
+    log.warn({ err: error }, 'could not check the database migrations; starting anyway');
+    return;
+  } finally {
+    await db.close();
+  }
+  if (pending.length > 0) {
+    throw new Error(
+      `the database lacks ${pending.length} migration${pending.length === 1 ? '' : 's'} (the newest: ${pending.at(-1)}); run \`npx mailproof migrate\` first`,
+    );
+  }
 }
 
 /**

@@ -246,14 +246,24 @@ const migrations: Record<string, Migration> = {
  * whole run is one IMMEDIATE transaction there: the file's write lock, waited for (busy_timeout)
  * by any other process, which then finds the migrations applied.
  */
-export async function migrateToLatest(db: Db): Promise<string[]> {
-  const migrator = new Migrator({
+async function migratorFor(db: Db): Promise<Migrator> {
+  return new Migrator({
     db: db.dialect === 'mysql' ? db.kysely.withPlugin(mysqlTableOptions) : db.kysely,
     provider: { getMigrations: async () => migrations },
     // Unless told the schema, Kysely takes its bookkeeping tables in ANY schema of the database
     // (another app's, another instance's) for ours, and then fails to find them on search_path.
     migrationTableSchema: db.dialect === 'postgres' ? await currentSchema(db) : undefined,
   });
+}
+
+/** The migrations not yet applied to the database, oldest first (all of them on a new one). */
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  const all = await (await migratorFor(db)).getMigrations();
+  return all.filter((migration) => migration.executedAt === undefined).map((m) => m.name);
+}
+
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  const migrator = await migratorFor(db);
   if (db.dialect === 'sqlite') await sql`begin immediate`.execute(db.kysely);
   const { error, results } = await migrator.migrateToLatest();
   if (db.dialect === 'sqlite') {

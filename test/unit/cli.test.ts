@@ -73,6 +73,36 @@ describe('mailproof CLI (SQLite)', () => {
     expect(outbox.stdout).toMatch(/pending\s+0\nsent\s+0\ndead\s+0/);
   });
 
+  it('serve and worker refuse a database that lacks migrations, saying what to run', async () => {
+    const dir = tempDir();
+    const env = {
+      DATA_DIR: path.join(dir, 'data'),
+      PORT: String(await freePort()),
+      INBOX_SMTP_PORT: '0',
+    };
+    for (const command of ['serve', 'worker']) {
+      const result = cli([command], env, dir);
+      expect(result.status, command).toBe(1);
+      expect(result.stderr.trim().split('\n'), command).toHaveLength(1);
+      expect(result.stderr, command).toMatch(
+        /^mailproof: the database lacks \d+ migrations \(the newest: \w+\); run `npx mailproof migrate` first/,
+      );
+    }
+    // Once migrated, serve starts.
+    expect(cli(['migrate'], env, dir).status).toBe(0);
+    const child = spawn(process.execPath, [BIN, 'serve'], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      await waitForOutput(child, 'Mailproof is running', 30_000);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
+  });
+
   it('contact list shows accepted messages only, newest first', () => {
     const dir = tempDir();
     const dataDir = path.join(dir, 'data');
