@@ -22,6 +22,7 @@ import {
   retryDeadLetters,
 } from './mail/outbox-admin.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.ts';
+import { isDatabaseUnavailable } from './web/unavailable.ts';
 
 /** After this, a shutdown that has not finished gives up: leased rows are retried elsewhere. */
 const SHUTDOWN_TIMEOUT_MS = 30_000;
@@ -470,7 +471,12 @@ main(process.argv.slice(2)).then(
       process.exitCode = 1;
       return;
     }
-    console.error(`mailproof: ${error instanceof Error ? error.message : String(error)}`);
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(
+      isDatabaseUnavailable(error)
+        ? `mailproof: cannot reach the database (DATABASE_URL): ${message}`
+        : `mailproof: ${message}`,
+    );
     process.exitCode = 1;
     // A failed start has closed what it opened; a handle left over must not keep it running.
     setTimeout(() => process.exit(1), 5000).unref();

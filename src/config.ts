@@ -565,7 +565,13 @@ function readBaseUrl(read: EnvReader, isProduction: boolean, port: number): stri
 function readDatabaseUrl(read: EnvReader, dataDir: string): string {
   const value = read.optional('DATABASE_URL');
   if (!value) return `sqlite:${path.join(dataDir, 'mailproof.db')}`;
-  if (/^sqlite:/.test(value) || /^(postgres(ql)?|mysql|mariadb):\/\//.test(value)) return value;
+  if (/^sqlite:/.test(value)) return value;
+  if (/^(postgres(ql)?|mysql|mariadb):\/\//.test(value)) {
+    if (URL.canParse(value)) return value;
+    throw new ConfigError(
+      'DATABASE_URL is not a valid URL: check its host, port and the escaping of its password (the value is not shown because it may hold a password)',
+    );
+  }
   throw new ConfigError(
     'DATABASE_URL must start with sqlite:, postgres://, postgresql://, mysql:// or mariadb:// (the value is not shown because it may hold a password)',
   );

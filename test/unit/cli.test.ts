@@ -103,6 +103,21 @@ describe('mailproof CLI (SQLite)', () => {
     }
   });
 
+  it('says which setting is at fault when the database cannot be reached', () => {
+    const dir = tempDir();
+    // Nothing listens on port 1 of the loopback: the connection is refused at once.
+    const result = cli(
+      ['migrate'],
+      { DATABASE_URL: 'postgres://postgres:hunter2secret@127.0.0.1:1/x' },
+      dir,
+    );
+    expect(result.status).toBe(1);
+    expect(result.stderr.trim()).toMatch(
+      /^mailproof: cannot reach the database \(DATABASE_URL\): .*ECONNREFUSED/,
+    );
+    expect(result.stderr).not.toContain('hunter2secret');
+  });
+
   it('contact list shows accepted messages only, newest first', () => {
     const dir = tempDir();
     const dataDir = path.join(dir, 'data');

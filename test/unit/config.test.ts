@@ -184,6 +184,11 @@ describe('loadConfig refuses bad values with a message naming the variable', () 
     const error = configError({ DATABASE_URL: 'ftp://admin:hunter2secret@db.example.com/x' });
     expect(error.message).toContain('DATABASE_URL');
     expect(error.message).not.toContain('hunter2secret');
+    const unparsable = configError({
+      DATABASE_URL: 'postgres://admin:hunter2secret@127.0.0.1:notaport/x',
+    });
+    expect(unparsable.message).toMatch(/^DATABASE_URL is not a valid URL/);
+    expect(unparsable.message).not.toContain('hunter2secret');
   });
 
   it('accepts the supported DATABASE_URL schemes', () => {
