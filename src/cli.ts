@@ -36,7 +36,7 @@ Commands:
                    send queued email from the outbox; with a port, serve /metrics, /healthz
                    and /readyz there (on HOST)
   migrate          apply database migrations
-  inbox            run the mail-catching inbox: SMTP on INBOX_SMTP_PORT and the /_inbox pages
+  inbox            the web app with the inbox on and SMTP on INBOX_SMTP_PORT, no worker
   users list       list accounts (newest first)
   users logout EMAIL | --all
                    end every session of one account, or of every account
@@ -70,6 +70,13 @@ async function main(argv: string[]): Promise<number> {
     case 'serve':
       return run(config, { worker: false, smtpCatcher: false }, false);
     case 'inbox':
+      // The command turns the inbox on whatever INBOX_ENABLED says, so it must also ask for the
+      // password that INBOX_ENABLED=true asks for in production: caught mail holds live links.
+      if (config.env === 'production' && !config.inbox.auth) {
+        throw new ConfigError(
+          'INBOX_AUTH must be set (user:password) to run `mailproof inbox` in production',
+        );
+      }
       return run(
         { ...config, inbox: { ...config.inbox, enabled: true } },
         { worker: false, smtpCatcher: true },

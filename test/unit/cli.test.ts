@@ -118,6 +118,22 @@ describe('mailproof CLI (SQLite)', () => {
     expect(result.stderr).not.toContain('hunter2secret');
   });
 
+  it('inbox refuses to run in production without INBOX_AUTH', () => {
+    const dir = tempDir();
+    const env = {
+      NODE_ENV: 'production',
+      SECRET_KEY: 'a'.repeat(40),
+      BASE_URL: 'https://mailproof.example',
+      MAIL_SERVER: 'smtp.example',
+      DATA_DIR: path.join(dir, 'data'),
+    };
+    const result = cli(['inbox'], env, dir);
+    expect(result.status).toBe(1);
+    expect(result.stderr.trim()).toBe(
+      'mailproof: configuration error: INBOX_AUTH must be set (user:password) to run `mailproof inbox` in production',
+    );
+  });
+
   it('contact list shows accepted messages only, newest first', () => {
     const dir = tempDir();
     const dataDir = path.join(dir, 'data');
