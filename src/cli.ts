@@ -57,11 +57,31 @@ Commands:
 
 Configuration comes from the environment and from .env; see the README.`;
 
+/** Commands that take no arguments, and how many words each is. */
+const NO_ARGUMENTS: Record<string, number> = {
+  start: 1,
+  serve: 1,
+  inbox: 1,
+  migrate: 1,
+  'users list': 2,
+  'contact list': 2,
+};
+
 async function main(argv: string[]): Promise<number> {
   const [command = 'help', sub] = argv;
   if (command === 'help' || command === '--help' || command === '-h') {
     console.log(HELP);
     return 0;
+  }
+  // Commands that take no arguments refuse one instead of ignoring it (`serve --port 4000` would
+  // otherwise start on PORT as if nothing had been said).
+  const name = command in NO_ARGUMENTS ? command : `${command} ${sub}`;
+  const words = NO_ARGUMENTS[name];
+  if (words !== undefined && argv.length > words) {
+    console.error(
+      `mailproof ${name}: unexpected argument "${argv[words]}"; settings come from the environment and .env (PORT=4000, not --port 4000)\n\n${HELP}`,
+    );
+    return 2;
   }
   const config = loadConfig();
   switch (command) {
@@ -157,7 +177,14 @@ async function run(
 }
 
 async function runWorker(config: Config, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { 'metrics-port': { type: 'string' } } });
+  let values: { 'metrics-port'?: string };
+  try {
+    ({ values } = parseArgs({ args, options: { 'metrics-port': { type: 'string' } } }));
+  } catch (error) {
+    if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') !== true) throw error;
+    console.error(`mailproof worker: ${(error as Error).message}\n\n${HELP}`);
+    return 2;
+  }
   const metricsPort = values['metrics-port'];
   if (metricsPort !== undefined && !/^\d{1,5}$/.test(metricsPort)) {
     console.error(`mailproof worker: --metrics-port must be a port number, got "${metricsPort}"`);

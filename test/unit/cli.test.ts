@@ -134,6 +134,31 @@ describe('mailproof CLI (SQLite)', () => {
     );
   });
 
+  it('refuses arguments a command does not take, with usage and exit code 2', () => {
+    const dir = tempDir();
+    const env = { DATA_DIR: path.join(dir, 'data') };
+    for (const args of [
+      ['serve', '--port', '4000'],
+      ['start', 'now'],
+      ['migrate', '--dry-run'],
+      ['users', 'list', '--bogus'],
+      ['contact', 'list', 'all'],
+    ]) {
+      const result = cli(args, env, dir);
+      const name =
+        args[0] === 'users' || args[0] === 'contact' ? args.slice(0, 2) : args.slice(0, 1);
+      const extra = args[name.length];
+      expect(result.status, args.join(' ')).toBe(2);
+      expect(result.stderr, args.join(' ')).toContain(
+        `mailproof ${name.join(' ')}: unexpected argument "${extra}"; settings come from the environment`,
+      );
+      expect(result.stderr, args.join(' ')).toContain('Usage');
+    }
+    const worker = cli(['worker', '--bogus'], env, dir);
+    expect(worker.status).toBe(2);
+    expect(worker.stderr).toMatch(/^mailproof worker: Unknown option '--bogus'/);
+  });
+
   it('contact list shows accepted messages only, newest first', () => {
     const dir = tempDir();
     const dataDir = path.join(dir, 'data');
