@@ -283,6 +283,10 @@ async function usersLogout(config: Config, args: string[]): Promise<number> {
   const count = await withDatabase(config, (db) =>
     endSessionsByOperator(db.kysely, target === '--all' ? 'all' : { email: target }),
   );
+  if (count === null) {
+    console.error('mailproof: no account has that address');
+    return 1;
+  }
   console.log(count === 1 ? '1 session ended.' : `${count} sessions ended.`);
   return 0;
 }

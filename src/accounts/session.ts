@@ -206,14 +206,15 @@ export async function rotateSession(
  * For operators (`mailproof users logout`, ASVS 7.4.5): ends every session of the account with
  * this address, or of every account. Returns how many ended.
  */
+/** The number of sessions ended, or null when no account has the address. */
 export async function endSessionsByOperator(
   db: Executor,
   which: { email: string } | 'all',
-): Promise<number> {
+): Promise<number | null> {
   let query = db.deleteFrom('sessions');
   if (which !== 'all') {
     const user = await findUserByEmail(db, which.email);
-    if (!user) return 0;
+    if (!user) return null;
     query = query.where('user_id', '=', user.id);
   }
   const { numDeletedRows } = await query.executeTakeFirst();

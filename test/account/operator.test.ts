@@ -57,5 +57,15 @@ describe.runIf(testDb === 'sqlite')('mailproof users logout', () => {
     const bad = cli([]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('needs one address, or --all');
+
+    // An address with no account is not "0 sessions ended": the operator is told, without it.
+    const nobody = cli([address('nobody')]);
+    expect(nobody.status).toBe(1);
+    expect(nobody.stdout).toBe('');
+    expect(nobody.stderr.trim()).toBe('mailproof: no account has that address');
+    // An account with no session is.
+    const none = cli([alice]);
+    expect(none.status).toBe(0);
+    expect(none.stdout.trim()).toBe('0 sessions ended.');
   });
 });
