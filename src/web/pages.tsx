@@ -38,7 +38,7 @@ import {
   publicSessionId,
   type SessionValidation,
 } from '../accounts/session.ts';
-import { signUp, signupFieldErrors, validateSignup } from '../accounts/signup.ts';
+import { signUp, signupFieldErrors } from '../accounts/signup.ts';
 import { twoStepSetupRequired, twoStepStatus } from '../accounts/two-step.ts';
 import {
   CONTACT_LIMITS,
@@ -223,22 +223,24 @@ export const pageRoutes: FastifyPluginAsync<PageOptions> = async (app, { ctx, li
   app.post('/signup', csrf, async (request, reply) => {
     const email = field(request.body, 'email');
     const password = field(request.body, 'password');
-    const valid = !validateSignup(ctx, { email, password });
+    // Every field's problem at once; only a valid form counts against the limits and signs up.
+    const errors = signupFieldErrors(ctx, { email, password });
+    const invalid = Object.keys(errors).length > 0;
     if (
-      valid &&
+      !invalid &&
       (await limited(request, reply, clientAndAddress('signup', request.ip, email), '/signup'))
     ) {
       return reply;
     }
-    const result = await signUp(ctx, { email, password, requestId: request.id });
+    const result = invalid ? null : await signUp(ctx, { email, password, requestId: request.id });
     const page = await pageContext(ctx, request, reply);
-    if (result.status === 'invalid') {
+    if (!result || result.status === 'invalid') {
       return sendPage(
         reply,
         <SignupPage
           ctx={page}
           email={email}
-          errors={signupFieldErrors(ctx, { email, password })}
+          errors={result ? { [result.field]: result.message } : errors}
           minLength={ctx.config.passwordMinLength}
         />,
         400,
