@@ -20,7 +20,7 @@ import type { Metrics } from '../metrics.ts';
 import type { RateLimits } from '../ratelimit/limiter.ts';
 import { adminOutboxRoutes } from './admin-outbox.tsx';
 import { apiRoutes } from './api.ts';
-import { NUL_CHARACTER_CODE, nulInJson } from './body-checks.ts';
+import { NUL_CHARACTER_CODE, nulInJson, nulInUrl, nulRefused } from './body-checks.ts';
 import { sendApiError } from './errors.ts';
 import { opsRoutes } from './ops-routes.ts';
 import { pageContext, pageRoutes, sendPage } from './pages.tsx';
@@ -144,7 +144,8 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
   const headers = securityHeaders(config);
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(isApiPath(request.url) ? headers.api : headers.page);
-    done();
+    // Refused like a NUL in a body (body-checks.ts), here where every route's query passes.
+    done(nulInUrl(request.url) ? nulRefused() : undefined);
   });
 
   app.setNotFoundHandler(async (request, reply) => {

@@ -8,11 +8,20 @@ import type { FastifyInstance } from 'fastify';
 
 export const NUL_CHARACTER_CODE = 'MAILPROOF_NUL_CHARACTER';
 
-function nulRefused(): Error {
+export function nulRefused(): Error {
   return Object.assign(new Error('text holds the NUL character (U+0000)'), {
     statusCode: 400,
     code: NUL_CHARACTER_CODE,
   });
+}
+
+/**
+ * True when a request's path or query string holds an encoded NUL (`%00`; a raw one never gets
+ * past the HTTP parser). SQLite's LIKE ends a pattern at a NUL, so `?to=%00x` once matched every
+ * message in the inbox, and a scoped delete deleted every scope's.
+ */
+export function nulInUrl(url: string): boolean {
+  return url.includes('%00');
 }
 
 /** True when a string in a parsed body (fields, array items, nested objects) holds U+0000. */

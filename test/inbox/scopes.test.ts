@@ -70,4 +70,36 @@ describe('inbox scopes', () => {
       (await rt.app.inject({ url: '/_inbox/api/messages?scope=under_score' })).json().messages,
     ).toHaveLength(1);
   });
+
+  it('refuses a NUL (%00) in an address, a search or a scope instead of matching everything', async () => {
+    // SQLite's LIKE ends a pattern at a NUL: `?to=%00x` once found every address's newest message,
+    // and a scoped delete with one deleted every scope's messages.
+    await signUp('frank+nul-scope@example.com');
+    const before = (await rt.app.inject({ url: '/_inbox/api/messages' })).json().messages.length;
+    expect(before).toBeGreaterThan(0);
+    for (const [method, url] of [
+      ['GET', '/_inbox/api/latest?to=%00abc'],
+      ['GET', '/_inbox/api/messages?q=%00'],
+      ['GET', '/_inbox/api/messages?to=%00zzz'],
+      ['DELETE', '/_inbox/api/messages?scope=%00zz'],
+      ['DELETE', '/_inbox/api/messages?to=fr%00'],
+    ] as const) {
+      const res = await rt.app.inject({ method, url });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json(), url).toEqual({
+        error: {
+          code: 'invalid_request',
+          message: 'Invalid request: no field may hold the NUL character (U+0000).',
+        },
+      });
+    }
+    expect((await rt.app.inject({ url: '/_inbox/api/messages' })).json().messages.length).toBe(
+      before,
+    );
+    // The inbox page's search: the same refusal, as a page.
+    const page = await rt.app.inject({ url: '/_inbox?q=%00' });
+    expect(page.statusCode).toBe(400);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.body).toContain('NUL character');
+  });
 });
