@@ -21,6 +21,7 @@ import type { RateLimits } from '../ratelimit/limiter.ts';
 import { adminOutboxRoutes } from './admin-outbox.tsx';
 import { apiRoutes } from './api.ts';
 import { NUL_CHARACTER_CODE, nulInJson, nulInUrl, nulRefused } from './body-checks.ts';
+import { clientErrorHandler } from './client-errors.ts';
 import { sendApiError } from './errors.ts';
 import { opsRoutes } from './ops-routes.ts';
 import { pageContext, pageRoutes, sendPage } from './pages.tsx';
@@ -62,6 +63,7 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
     bodyLimit: 64 * 1024,
     trustProxy: config.trustProxy,
     return503OnClosing: true,
+    clientErrorHandler: clientErrorHandler(securityHeaders(config).api),
     requestIdHeader: false,
     genReqId: requestIds(ctx),
     // Below info level no request line is logged, so a child logger per request is wasted work.
