@@ -94,8 +94,14 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
+    // A route that takes no body (logout, the inbox's deletes) does not mind the empty one that
+    // many fetch wrappers send with their JSON content type.
+    if (text.length === 0 && !request.routeOptions.schema?.body) {
+      done(null, undefined);
+      return;
+    }
     parseJson(request, text, (error: Error | null, value?: unknown) => {
-      const refused = error ?? nulInJson(text, value);
+      const refused = error ? clearerJsonError(error, text) : nulInJson(text, value);
       if (refused) done(refused, undefined);
       else done(null, value);
     });
@@ -233,6 +239,22 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
   return app as unknown as FastifyInstance;
 }
 
+const FORBIDDEN_KEY_CODE = 'MAILPROOF_FORBIDDEN_KEY';
+
+/**
+ * The parser refuses `__proto__` and `constructor.prototype` keys (prototype poisoning) with the
+ * same error as text that is not JSON at all; tell the two apart, on the error path only.
+ */
+function clearerJsonError(error: Error, text: string): Error {
+  if ((error as FastifyError).code !== 'FST_ERR_CTP_INVALID_JSON_BODY') return error;
+  try {
+    JSON.parse(text);
+  } catch {
+    return error;
+  }
+  return Object.assign(new Error('a forbidden key'), { statusCode: 400, code: FORBIDDEN_KEY_CODE });
+}
+
 /** A random prefix per process and a counter: unique across instances, and cheap. */
 function requestIds(ctx: AppContext): () => string {
   const prefix = ctx.random.bytes(6).toString('base64url');
@@ -258,6 +280,11 @@ function describeError(
     };
   }
   switch (error.code) {
+    case FORBIDDEN_KEY_CODE:
+      return {
+        code: 'invalid_request',
+        message: 'Invalid request: no key may be "__proto__" or "constructor" with a "prototype".',
+      };
     case NUL_CHARACTER_CODE:
       return {
         code: 'invalid_request',

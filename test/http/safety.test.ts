@@ -161,9 +161,9 @@ describe('safety', () => {
         url: '/api/signup',
         payload: { email: address('notbig'), password: 'x'.repeat(60 * 1024) },
       });
-      // Too long for a password, but that is a validation answer, not a size refusal.
+      // Too long for a password, but that is the password rules' answer, not a size refusal.
       expect(res.statusCode).toBe(400);
-      expect(res.json()).toMatchObject({ error: { code: 'invalid_request' } });
+      expect(res.json()).toMatchObject({ error: { code: 'password_too_long' } });
     });
 
     it('refuses an oversized form on a page with 413', async () => {
@@ -188,6 +188,55 @@ describe('safety', () => {
           payload,
         });
         expectApiError(res, 400, 'invalid_json');
+      }
+    });
+
+    it('names a __proto__ key as the problem, not the JSON, which is valid', async () => {
+      for (const payload of [
+        '{"__proto__":{"admin":true},"email":"a@example.com","password":"x"}',
+        '{"constructor":{"prototype":{"admin":true}},"email":"a@example.com"}',
+      ]) {
+        const res = await rt.app.inject({
+          method: 'POST',
+          url: '/api/signup',
+          headers: { 'content-type': 'application/json' },
+          payload,
+        });
+        const error = expectApiError(res, 400, 'invalid_request');
+        expect(error.message).toBe(
+          'Invalid request: no key may be "__proto__" or "constructor" with a "prototype".',
+        );
+      }
+    });
+
+    it('takes an empty JSON body on a route that reads no body (logout, inbox deletes)', async () => {
+      const json = { 'content-type': 'application/json' };
+      const logout = await rt.app.inject({ method: 'POST', url: '/api/logout', headers: json });
+      expect(logout.statusCode).toBe(200);
+      const del = await rt.app.inject({
+        method: 'DELETE',
+        url: '/_inbox/api/messages?scope=nobody-here',
+        headers: json,
+      });
+      expect(del.json()).toEqual({ deleted: 0 });
+      // A route that reads a body still wants one.
+      const signup = await rt.app.inject({
+        method: 'POST',
+        url: '/api/signup',
+        headers: json,
+        payload: '',
+      });
+      expectApiError(signup, 400, 'invalid_json');
+    });
+
+    it('answers a new password of any length over the maximum with password_too_long', async () => {
+      for (const length of [300, 5000, 60_000]) {
+        const res = await rt.app.inject({
+          method: 'POST',
+          url: '/api/signup',
+          payload: { email: address(`long${length}`), password: 'a lantern '.repeat(length / 10) },
+        });
+        expectApiError(res, 400, 'password_too_long');
       }
     });
 
