@@ -11,6 +11,7 @@ import {
   CONTACT_LIMITS,
   purgePendingContacts,
 } from '../../src/contact/contact.ts';
+import { oneLine } from '../../src/mail/templates/contact-delivery.tsx';
 import {
   address,
   apiConfirm,
@@ -840,6 +841,11 @@ describe('the contact form', () => {
         ]);
         expect(parsed.subject?.startsWith(SUBJECT_PREFIX)).toBe(true);
         expect(parsed.subject).not.toMatch(/[\r\n]/);
+        // SPEC §3: a name holding markup (or an encoded word, which clients decode) never
+        // reaches a header; the verified address stands in for it. Any other name does, on one line.
+        const inHeaders = !/[<>]|=\?/.test(name);
+        expect(parsed.subject).toBe(`${SUBJECT_PREFIX}${inHeaders ? oneLine(name) : input.email}`);
+        expect(parsed.replyTo?.value[0]?.name).toBe(inHeaders ? oneLine(name) : '');
 
         // The HTML part carries the name and message escaped, never as markup.
         const html = delivered?.html ?? '';

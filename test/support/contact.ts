@@ -136,9 +136,12 @@ export function deliveriesFrom(rt: TestRuntime, sender: string): MessageDetail[]
     .map((m) => inbox.get(m.id))
     .filter((m): m is MessageDetail => m !== null)
     .filter((m) =>
-      m.headers.some(
-        (h) => h.name === 'reply-to' && h.value.toLowerCase().includes(`<${sender.toLowerCase()}>`),
-      ),
+      m.headers.some((h) => {
+        // `Name <address>`, or the bare address when the name could not go into a header.
+        const value = h.value.toLowerCase();
+        const address = sender.toLowerCase();
+        return h.name === 'reply-to' && (value === address || value.includes(`<${address}>`));
+      }),
     );
 }
 

@@ -9,10 +9,14 @@ export interface ContactDeliveryData {
 
 export const contactDelivery = {
   name: 'contact-delivery',
-  // Header values are built from the sender's input: no line breaks survive into them.
+  // Header values are built from the sender's input: no line breaks survive into them, and a
+  // name holding markup or an encoded word never reaches one (the address stands in for it).
   subject: (data: ContactDeliveryData, branding: Branding) =>
-    `[${oneLine(branding.appName)}] Contact form: message from ${oneLine(data.name)}`,
-  replyTo: (data: ContactDeliveryData) => ({ name: oneLine(data.name), address: data.email }),
+    `[${oneLine(branding.appName)}] Contact form: message from ${headerName(data.name) ?? data.email}`,
+  replyTo: (data: ContactDeliveryData) => ({
+    name: headerName(data.name) ?? '',
+    address: data.email,
+  }),
   body: (data: ContactDeliveryData, branding: Branding) => (
     <EmailLayout
       branding={branding}
@@ -58,6 +62,16 @@ export const contactDelivery = {
 };
 
 /** Collapses every run of whitespace (CR and LF included) to one space and trims the length. */
+/**
+ * The sender's name as a header may carry it, or null. SPEC §3: a name holding HTML or script
+ * never reaches a header; nor does one holding `=?`, which mail clients decode as an encoded word
+ * even inside quotes (a typed `=?utf-8?b?…?=` would show as text the sender chose to hide).
+ */
+export function headerName(value: string): string | null {
+  const line = oneLine(value);
+  return line && !/[<>]|=\?/.test(line) ? line : null;
+}
+
 export function oneLine(value: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
   const collapsed = value.replace(/[\s\u0000-\u001f\u007f]+/g, ' ');
