@@ -23,6 +23,7 @@ import { apiRoutes } from './api.ts';
 import { NUL_CHARACTER_CODE, nulInJson, nulInUrl, nulRefused } from './body-checks.ts';
 import { clientErrorHandler } from './client-errors.ts';
 import { sendApiError } from './errors.ts';
+import { documentSharedAnswers } from './openapi.ts';
 import { opsRoutes } from './ops-routes.ts';
 import { pageContext, pageRoutes, sendPage } from './pages.tsx';
 import { securityHeaders } from './security-headers.ts';
@@ -116,6 +117,10 @@ export async function buildWebApp(options: WebOptions): Promise<FastifyInstance>
       },
       servers: [{ url: config.baseUrl }],
     },
+    transformObject: (input) =>
+      documentSharedAnswers('openapiObject' in input ? input.openapiObject : input.swaggerObject, {
+        inboxAuth: Boolean(config.inbox.auth),
+      }),
     // Only the JSON routes belong in the document; pages are for browsers.
     transform: (input) =>
       /^\/(api|_inbox\/api)\//.test(input.url)
