@@ -304,8 +304,15 @@ export async function checkCode(
   if (verification.used_at !== null) {
     return matches ? { status: 'used', verification } : { status: 'invalid' };
   }
-  if (verification.code_attempts >= options.maxAttempts) return { status: 'too_many_attempts' };
-  if (verification.code_expires_at <= options.now) return { status: 'expired' };
+  // Likewise an exhausted or expired secret: to anyone without the code it answers as an address
+  // with no secret at all does, so guessing cannot tell that an address has a pending sign-up
+  // (or contact message, or email change). Whoever types the right code learns why it failed.
+  if (verification.code_attempts >= options.maxAttempts) {
+    return matches ? { status: 'too_many_attempts' } : { status: 'invalid' };
+  }
+  if (verification.code_expires_at <= options.now) {
+    return matches ? { status: 'expired' } : { status: 'invalid' };
+  }
   // Every try takes one of the allowed attempts atomically, before the answer is known, so
   // parallel guesses cannot all read the same count and slip past the limit. The row stays
   // locked by this transaction until it ends, so the count read next is the one just written.
@@ -333,7 +340,7 @@ export async function checkCode(
       .executeTakeFirst();
     if (now?.used_at != null)
       return matches ? { status: 'used', verification: now } : { status: 'invalid' };
-    return { status: 'too_many_attempts' };
+    return matches ? { status: 'too_many_attempts' } : { status: 'invalid' };
   }
   if (matches) {
     // Only wrong codes count: the right one hands its attempt back.
@@ -344,7 +351,6 @@ export async function checkCode(
       .execute();
     return { status: 'valid', verification };
   }
-  return reserved.code_attempts >= options.maxAttempts
-    ? { status: 'too_many_attempts' }
-    : { status: 'invalid' };
+  // A wrong code is only ever "invalid", even the one that used the last attempt (see above).
+  return { status: 'invalid' };
 }

@@ -88,9 +88,9 @@ describe(`parallel requests on ${testDb}`, () => {
     );
     for (const r of results) expect(r.status).toBe(400);
     const codes = results.map((r) => (r.body as { error: { code: string } }).error.code);
-    // Attempts 1–4 are "wrong code"; the 5th and every later one: no more attempts.
-    expect(codes.filter((c) => c === 'code_invalid')).toHaveLength(4);
-    expect(codes.filter((c) => c === 'too_many_attempts')).toHaveLength(PARALLEL - 4);
+    // Every wrong code is "wrong code", as for an address without a secret; the count below is
+    // what stops them: no more than 5 attempts were taken, however many raced.
+    expect(codes.filter((c) => c === 'code_invalid')).toHaveLength(PARALLEL);
     const row = await rt.db.kysely
       .selectFrom('verifications')
       .select('code_attempts')

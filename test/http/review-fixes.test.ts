@@ -37,8 +37,8 @@ describe('review fixes', () => {
       ),
     );
     const codes = answers.map((a) => a.json().error.code);
-    expect(codes.filter((c) => c === 'code_invalid').length).toBeLessThanOrEqual(4);
-    expect(codes.filter((c) => c === 'too_many_attempts').length).toBeGreaterThanOrEqual(8);
+    // Each is "wrong code" (as for an address without a secret); the row's count is the limit.
+    expect(codes).toEqual(Array.from({ length: 12 }, () => 'code_invalid'));
     const row = await rt.db.kysely
       .selectFrom('verifications')
       .select('code_attempts')

@@ -384,15 +384,19 @@ describe('verification', () => {
 
     it('answers too_many_attempts after 5 wrong codes, even for the right code', async () => {
       const email = address('attempts');
+      const unknown = address('attempts-nobody');
       const mail = await signUp(rt, email);
       const wrong = wrongCode(mail.verification.code);
-      for (let i = 1; i <= 4; i += 1) {
+      // Wrong codes get the answer an address without any sign-up gets, before the limit and
+      // after it: guessing cannot tell that an address has a pending sign-up.
+      for (let i = 1; i <= 7; i += 1) {
         const res = await apiVerify(rt, { email, code: wrong });
+        const nobody = await apiVerify(rt, { email: unknown, code: wrong });
+        expect(res.statusCode).toBe(400);
+        expect(res.json()).toEqual(nobody.json());
         expect(res.json()).toMatchObject({ error: { code: 'code_invalid' } });
       }
-      const fifth = await apiVerify(rt, { email, code: wrong });
-      expect(fifth.statusCode).toBe(400);
-      expect(fifth.json()).toMatchObject({ error: { code: 'too_many_attempts' } });
+      // Whoever has the right code learns why it no longer works.
       const right = await apiVerify(rt, { email, code: mail.verification.code });
       expect(right.statusCode).toBe(400);
       expect(right.json()).toMatchObject({ error: { code: 'too_many_attempts' } });
@@ -401,6 +405,20 @@ describe('verification', () => {
       expect((await apiVerify(rt, { token: tokenOf(mail.verification.url) })).json()).toEqual({
         status: 'verified',
       });
+    });
+
+    it('answers a wrong code for an expired secret as for an unknown address', async () => {
+      const email = address('expiredguess');
+      const mail = await signUp(rt, email);
+      rt.clock.advance(10 * MINUTE);
+      const wrong = wrongCode(mail.verification.code);
+      const guess = await apiVerify(rt, { email, code: wrong });
+      const nobody = await apiVerify(rt, { email: address('expiredguess-nobody'), code: wrong });
+      expect(guess.statusCode).toBe(400);
+      expect(guess.json()).toEqual(nobody.json());
+      const right = await apiVerify(rt, { email, code: mail.verification.code });
+      expect(right.statusCode).toBe(410);
+      expect(right.json()).toMatchObject({ error: { code: 'token_expired' } });
     });
 
     it('expires the code after 10 minutes while the link still works', async () => {

@@ -333,9 +333,12 @@ describe('checkCode', () => {
       const [row] = await rowsFor(target);
       expect(Number(row?.code_attempts)).toBe(attempt);
     }
-    expect((await check(target, wrong)).status).toBe('too_many_attempts');
+    // The fifth wrong code uses the last attempt; wrong codes still answer "invalid", as for a
+    // target with no secret, and only the right code is told that the attempts ran out.
+    expect((await check(target, wrong)).status).toBe('invalid');
     expect((await check(target, code)).status).toBe('too_many_attempts');
-    expect((await check(target, wrong)).status).toBe('too_many_attempts');
+    expect((await check(target, wrong)).status).toBe('invalid');
+    expect((await check('nobody-has-this@example.com', wrong)).status).toBe('invalid');
     const [row] = await rowsFor(target);
     expect(Number(row?.code_attempts)).toBe(5);
   });
@@ -350,6 +353,8 @@ describe('checkCode', () => {
     const codeExpiry = NOW + CODE_TTL * 1000;
     expect((await check(target, code, { now: codeExpiry - 1 })).status).toBe('valid');
     expect((await check(target, code, { now: codeExpiry })).status).toBe('expired');
+    // A wrong code for an expired secret is only "invalid": no telling that the secret exists.
+    expect((await check(target, wrongCode(code), { now: codeExpiry })).status).toBe('invalid');
     const [row] = await rowsFor(target);
     expect(Number(row?.code_attempts)).toBe(0);
   });
