@@ -41,7 +41,12 @@ export function HtmlPreview(props: { id: string; src: string; title: string }) {
         ))}
       </fieldset>
       <div class="frame-box">
-        <iframe class="message-frame" title={props.title} src={props.src} sandbox="" />
+        <iframe
+          class="message-frame"
+          title={props.title}
+          src={props.src}
+          sandbox="allow-popups allow-popups-to-escape-sandbox"
+        />
       </div>
     </div>
   );

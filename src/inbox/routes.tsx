@@ -28,9 +28,29 @@ export interface InboxRouteOptions {
 const MAX_WAIT_MS = 60_000;
 const idParam = z.object({ id: z.coerce.number().int().positive() });
 
-// The message's own HTML is shown in a sandboxed frame: no scripts, no same-origin access.
+// The message's own HTML is shown in a sandboxed frame: no scripts, no same-origin access. Its
+// links open in a new tab (below), as a click in a mail client does: followed inside the frame,
+// the app's own pages refuse to be framed and the preview turned into an error page.
 const MESSAGE_HTML_CSP =
-  "default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline'; font-src data: http: https:; frame-ancestors 'self'; sandbox";
+  "default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline'; font-src data: http: https:; frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox";
+
+/**
+ * The served copy of an email's HTML with `<base target="_blank">` first in its head, so every
+ * link opens outside the frame (Mailpit does the same). Only the preview changes: the stored
+ * message, its source and its checks are the email as sent. After the doctype, if any, so the
+ * document keeps its rendering mode.
+ */
+export function previewHtml(html: string): string {
+  const base = '<base target="_blank">';
+  const head = /<head(\s[^>]*)?>/i.exec(html);
+  if (head)
+    return (
+      html.slice(0, head.index + head[0].length) + base + html.slice(head.index + head[0].length)
+    );
+  const doctype = /^\s*<!doctype[^>]*>/i.exec(html);
+  if (doctype) return doctype[0] + base + html.slice(doctype[0].length);
+  return base + html;
+}
 
 export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
   app,
@@ -229,7 +249,7 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
       .send(
         message.html === null
           ? '<p>This message has no HTML part.</p>'
-          : withCidImages(message, message.html),
+          : previewHtml(withCidImages(message, message.html)),
       );
   });
 
@@ -247,7 +267,7 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
       .header('Content-Security-Policy', MESSAGE_HTML_CSP)
       .header('X-Frame-Options', 'SAMEORIGIN')
       .type('text/html; charset=utf-8')
-      .send(html);
+      .send(previewHtml(html));
   });
 
   app.get('/messages/:id/raw', { schema: { params: idParam } }, async (request, reply) => {

@@ -176,16 +176,39 @@ describe('inbox message view', () => {
     },
   );
 
-  it('frames the email itself, in a sandbox with no permissions', async () => {
+  it('frames the email itself, in a sandbox that only lets links open a new tab', async () => {
     const { context, page } = await openPage(app);
     try {
       await openMessage(page);
       const frame = page.locator('.preview iframe.message-frame');
       expect(await frame.count()).toBe(1);
-      expect(await frame.getAttribute('sandbox')).toBe('');
+      expect(await frame.getAttribute('sandbox')).toBe(
+        'allow-popups allow-popups-to-escape-sandbox',
+      );
       expect(await frame.getAttribute('title')).toBe('HTML part of the message');
       const href = await emailLink(page).getAttribute('href');
       expect(href?.startsWith(`${app.baseUrl}/verify/`)).toBe(true);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('opens a link clicked in the email in a new tab, and the preview stays', async () => {
+    // Followed inside the frame, the app's page (frame-ancestors 'none') left an error page there.
+    const { context, page } = await openPage(app);
+    try {
+      await openMessage(page);
+      const href = await emailLink(page).getAttribute('href');
+      const [tab] = await Promise.all([
+        context.waitForEvent('page', { timeout: 10_000 }),
+        emailLink(page).click(),
+      ]);
+      await tab.waitForLoadState();
+      expect(tab.url()).toBe(href);
+      expect(await tab.getByRole('button', { name: /Confirm/ }).count()).toBeGreaterThan(0);
+      // The email is still in the frame, link and all.
+      expect(await emailLink(page).isVisible()).toBe(true);
+      expect(page.url()).toBe(`${app.baseUrl}${messagePath}`);
     } finally {
       await context.close();
     }
@@ -312,7 +335,9 @@ describe('template gallery', () => {
         expect(await article.locator('section.checks').count(), `${name}: checks`).toBe(1);
         expect(await badgeText(article.locator('section.checks')), name).toMatch(/^0 errors/);
         const frame = preview.locator('iframe.message-frame');
-        expect(await frame.getAttribute('sandbox')).toBe('');
+        expect(await frame.getAttribute('sandbox')).toBe(
+          'allow-popups allow-popups-to-escape-sandbox',
+        );
         expect(await frame.getAttribute('src')).toBe(`/_inbox/templates/${name}/html`);
         await expectLabelledWidthSwitch(preview);
       }

@@ -374,7 +374,9 @@ describe('inbox message view', () => {
       await openInboxMessage(page, email);
       const id = /\/_inbox\/messages\/(\d+)$/.exec(page.url())?.[1];
       const frame = page.locator('iframe.message-frame');
-      expect(await frame.getAttribute('sandbox')).toBe('');
+      expect(await frame.getAttribute('sandbox')).toBe(
+        'allow-popups allow-popups-to-escape-sandbox',
+      );
       expect(await frame.getAttribute('src')).toBe(`/_inbox/messages/${id}/html`);
       expect(await frame.getAttribute('title')).toBeTruthy();
       // The email itself renders in the frame.
@@ -387,7 +389,7 @@ describe('inbox message view', () => {
       const csp = htmlResponse.headers()['content-security-policy'] ?? '';
       expect(csp).toContain("default-src 'none'");
       expect(csp).not.toContain('script-src');
-      expect(csp).toMatch(/(^|;\s*)sandbox(\s*;|$)/);
+      expect(csp).toMatch(/(^|;\s*)sandbox allow-popups allow-popups-to-escape-sandbox(\s*;|$)/);
       expect(consoleErrors).toEqual([]);
 
       // A hostile message: its script must not run, framed or opened on its own.

@@ -385,9 +385,12 @@ describe('inbox pages', () => {
     expect(res.body).toContain(`<code class="verification-code">${code}</code>`);
     const iframe = /<iframe\b[^>]*>/.exec(res.body)?.[0] ?? '';
     expect(iframe).toContain(`src="/_inbox/messages/${id}/html"`);
-    // An empty sandbox (written `sandbox` or `sandbox=""`): no scripts, no same-origin, no forms.
-    expect(iframe).toMatch(/\ssandbox(="")?(?=[\s/>])/);
-    expect(iframe).not.toMatch(/allow-/);
+    // A sandbox that allows nothing but opening links in a new tab: no scripts, no same-origin,
+    // no forms, no navigating the inbox page itself.
+    expect(/\ssandbox="([^"]*)"/.exec(iframe)?.[1]?.split(/\s+/).sort()).toEqual([
+      'allow-popups',
+      'allow-popups-to-escape-sandbox',
+    ]);
     // The text part and the headers are shown too.
     expect(res.body).toContain('<pre class="message-text">');
     expect(res.body).toMatch(/<th scope="row">message-id<\/th>/);
@@ -403,10 +406,13 @@ describe('inbox pages', () => {
     expect(res.headers['content-type']).toMatch(/^text\/html/);
     const csp = String(res.headers['content-security-policy'] ?? '');
     const directives = csp.split(';').map((d) => d.trim());
-    expect(directives).toContain('sandbox');
+    expect(directives).toContain('sandbox allow-popups allow-popups-to-escape-sandbox');
     expect(directives).toContain("default-src 'none'");
-    expect(csp).not.toMatch(/script-src/);
-    expect(res.body).toBe(rt.inbox?.get(id)?.html);
+    expect(csp).not.toMatch(/script-src|allow-scripts|allow-same-origin|allow-top/);
+    // The email as stored, with links sent to a new tab: <base target> first in its head.
+    const stored = rt.inbox?.get(id)?.html ?? '';
+    expect(res.body.replace('<base target="_blank">', '')).toBe(stored);
+    expect(res.body).toMatch(/<head[^>]*><base target="_blank">/);
     expect(res.body).toContain('<html lang="en"');
   });
 
