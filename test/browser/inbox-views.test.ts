@@ -7,6 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderEmail } from '../../src/mail/render.ts';
+import { templates } from '../../src/mail/templates/index.ts';
 import { type BrowserApp, openPage, startBrowserApp } from '../support/browser.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -188,6 +190,32 @@ describe('inbox message view', () => {
       expect(await frame.getAttribute('title')).toBe('HTML part of the message');
       const href = await emailLink(page).getAttribute('href');
       expect(href?.startsWith(`${app.baseUrl}/verify/`)).toBe(true);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('keeps every email with a copyable address within a phone screen, whatever its token', async () => {
+    // The address under the button is one unbroken word; a table cell once widened to fit it
+    // (570-790 px at 375). A token without a hyphen is the worst case (nowhere to wrap).
+    const { context, page } = await openPage(app, PHONE);
+    try {
+      for (const name of [
+        'verify-email',
+        'contact-verify',
+        'password-reset',
+        'email-change-verify',
+      ] as const) {
+        const sample = templates[name].sample(app.rt.ctx.branding) as { url: string };
+        const url = sample.url.replace(/[^/]+$/, 'Q'.repeat(43));
+        const { html } = renderEmail(name, { ...sample, url }, app.rt.ctx.branding);
+        await page.setContent(html);
+        const width = await page.evaluate(() => document.scrollingElement?.scrollWidth ?? 0);
+        expect(width, name).toBeLessThanOrEqual(375);
+        // It still reads, and copies, as the one address.
+        const shown = await page.locator(`a[href="${url}"]`).last().textContent();
+        expect(shown, name).toBe(url);
+      }
     } finally {
       await context.close();
     }

@@ -168,7 +168,7 @@ describe('.eml fixtures through the SMTP catcher', () => {
     const frame = await rt.app.inject({ url: `/_inbox/messages/${message.id}/html` });
     expect(frame.statusCode).toBe(200);
     const csp = String(frame.headers['content-security-policy']);
-    expect(csp).toMatch(/(^|; )sandbox(;|$)/);
+    expect(csp).toMatch(/(^|; )sandbox allow-popups allow-popups-to-escape-sandbox(;|$)/);
     expect(csp).toMatch(/default-src 'none'/);
     expect(csp).not.toMatch(/script-src/);
     expect(frame.body).toContain('<script>');

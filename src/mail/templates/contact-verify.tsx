@@ -1,4 +1,12 @@
-import { type Branding, Button, CodeBox, EmailLayout, paragraph, small } from './layout.tsx';
+import {
+  AddressLink,
+  type Branding,
+  Button,
+  CodeBox,
+  EmailLayout,
+  paragraph,
+  small,
+} from './layout.tsx';
 import { formatMinutes } from './verify-email.tsx';
 
 export interface ContactVerifyData {
@@ -41,10 +49,7 @@ export const contactVerify = {
       <CodeBox code={data.code} />
       <p style={small}>
         The button works for {formatMinutes(data.linkMinutes)}. If it does not work, copy this
-        address into your browser:{' '}
-        <a href={data.url} style={{ color: branding.brandColor, wordWrap: 'break-word' }}>
-          {data.url}
-        </a>
+        address into your browser: <AddressLink href={data.url} color={branding.brandColor} />
       </p>
     </EmailLayout>
   ),

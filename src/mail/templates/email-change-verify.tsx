@@ -1,4 +1,12 @@
-import { type Branding, Button, CodeBox, EmailLayout, paragraph, small } from './layout.tsx';
+import {
+  AddressLink,
+  type Branding,
+  Button,
+  CodeBox,
+  EmailLayout,
+  paragraph,
+  small,
+} from './layout.tsx';
 import { formatMinutes } from './verify-email.tsx';
 
 export interface EmailChangeVerifyData {
@@ -33,10 +41,7 @@ export const emailChangeVerify = {
       <p style={small}>
         The button works for {formatMinutes(data.linkMinutes)} and the code for{' '}
         {formatMinutes(data.codeMinutes)}. If the button does not work, copy this address into your
-        browser:{' '}
-        <a href={data.url} style={{ color: branding.brandColor, wordWrap: 'break-word' }}>
-          {data.url}
-        </a>
+        browser: <AddressLink href={data.url} color={branding.brandColor} />
       </p>
     </EmailLayout>
   ),

@@ -144,5 +144,25 @@ export function CodeBox(props: { code: string }) {
   );
 }
 
+/**
+ * A link that shows its own address, for copying when the button does not work. The address is
+ * one unbroken word (a 43-character token ends it), which a table cell widens to fit: 570-790 px
+ * on a 375 px phone. Cut into runs of 16 characters set inline-block, it can wrap between any
+ * two, in every client (word-break and table-layout, which would also do, are unsupported in some
+ * Outlooks), and it still copies as one string: the runs have nothing between them.
+ */
+export function AddressLink(props: { href: string; color: string }) {
+  const runs = props.href.match(/.{1,16}/gsu) ?? [];
+  return (
+    <a href={props.href} style={{ color: props.color }}>
+      {runs.map((run, i) => (
+        <span key={i} style={{ display: 'inline-block' }}>
+          {run}
+        </span>
+      ))}
+    </a>
+  );
+}
+
 export const paragraph = { margin: '0 0 16px' };
 export const small = { margin: '0 0 16px', fontSize: '14px', color: '#59636e' };

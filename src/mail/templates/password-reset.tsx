@@ -1,4 +1,4 @@
-import { type Branding, Button, EmailLayout, paragraph, small } from './layout.tsx';
+import { AddressLink, type Branding, Button, EmailLayout, paragraph, small } from './layout.tsx';
 import { formatMinutes } from './verify-email.tsx';
 
 export interface PasswordResetData {
@@ -28,10 +28,7 @@ export const passwordReset = {
       </Button>
       <p style={small}>
         The button works once, for {formatMinutes(data.linkMinutes)}. If it does not work, copy this
-        address into your browser:{' '}
-        <a href={data.url} style={{ color: branding.brandColor, wordWrap: 'break-word' }}>
-          {data.url}
-        </a>
+        address into your browser: <AddressLink href={data.url} color={branding.brandColor} />
       </p>
     </EmailLayout>
   ),

@@ -1,4 +1,12 @@
-import { type Branding, Button, CodeBox, EmailLayout, paragraph, small } from './layout.tsx';
+import {
+  AddressLink,
+  type Branding,
+  Button,
+  CodeBox,
+  EmailLayout,
+  paragraph,
+  small,
+} from './layout.tsx';
 
 export interface VerifyEmailData {
   url: string;
@@ -31,10 +39,7 @@ export const verifyEmail = {
       <p style={small}>
         The button works for {formatMinutes(data.linkMinutes)} and the code for{' '}
         {formatMinutes(data.codeMinutes)}. If the button does not work, copy this address into your
-        browser:{' '}
-        <a href={data.url} style={{ color: branding.brandColor, wordWrap: 'break-word' }}>
-          {data.url}
-        </a>
+        browser: <AddressLink href={data.url} color={branding.brandColor} />
       </p>
     </EmailLayout>
   ),
