@@ -216,6 +216,13 @@ describe('ending sessions', () => {
     const none = await postAccount(rt, jar, { intent: 'end_sessions', password: PASSWORD });
     expect(none.statusCode).toBe(400);
     expect(none.body).toContain('Choose at least one session');
+    // The error is tied to the group, and the summary's link lands on a box that takes focus.
+    expect(none.body).toMatch(/<fieldset[^>]*aria-describedby="field-sessions-select-error"/);
+    expect(none.body).toMatch(/<p class="error" id="field-sessions-select-error">Choose at least/);
+    expect(none.body).toContain('href="#field-sessions-select"');
+    expect(none.body).toMatch(
+      /<input[^>]*type="checkbox"[^>]*id="field-sessions-select"[^>]*aria-invalid="true"/,
+    );
 
     const res = await postAccount(rt, jar, {
       intent: 'end_sessions',

@@ -206,24 +206,29 @@ export function AccountPage(props: {
       <Section id="sessions" title="Where you are logged in">
         <form method="post" action="/account" novalidate>
           {csrf}
-          <fieldset class="session-list">
+          {/* The error belongs to the group; the summary's link lands on the first box. */}
+          <fieldset
+            class={errors['sessions-select'] ? 'session-list has-error' : 'session-list'}
+            aria-describedby={errors['sessions-select'] ? 'field-sessions-select-error' : undefined}
+          >
             <legend class="session-legend">Your sessions, newest first</legend>
             {errors['sessions-select'] ? (
-              <p class="error" id="field-sessions-select">
+              <p class="error" id="field-sessions-select-error">
                 {errors['sessions-select']}
               </p>
             ) : null}
             <ul class="sessions">
-              {props.sessions.map((session) => (
+              {props.sessions.map((session, i) => (
                 <li key={session.id} class="session">
                   <input
                     class="session-check"
                     type="checkbox"
-                    id={`session-${session.id}`}
+                    id={i === 0 ? 'field-sessions-select' : `session-${session.id}`}
                     name="session"
                     value={session.id}
+                    aria-invalid={errors['sessions-select'] ? 'true' : undefined}
                   />{' '}
-                  <label for={`session-${session.id}`}>
+                  <label for={i === 0 ? 'field-sessions-select' : `session-${session.id}`}>
                     Logged in <Time ms={session.createdAt} />, last active{' '}
                     <Time ms={session.lastSeenAt} />
                     {session.current ? <strong class="this-device"> (this device)</strong> : null}
