@@ -8,7 +8,7 @@ import { isTemplateName, type TemplateName, templates } from '../mail/templates/
 import { basicAuthorized, requestAdminAuth } from '../web/admin-auth.ts';
 import { acceptForms } from '../web/body-checks.ts';
 import { sendApiError } from '../web/errors.ts';
-import { pageContext, sendPage } from '../web/pages.tsx';
+import { pageContext, sendPage, setFlash } from '../web/pages.tsx';
 import { Csrf, Layout, type PageContext } from '../web/views/layout.tsx';
 import { Attachments, registerAttachmentRoutes } from './attachments.tsx';
 import { ChecksSection, HtmlPreview } from './check-views.tsx';
@@ -283,13 +283,29 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
     '/messages/:id/delete',
     { schema: { params: idParam }, preHandler: app.csrfProtection },
     async (request, reply) => {
-      inbox.delete(request.params.id);
+      setFlash(
+        ctx,
+        reply,
+        inbox.delete(request.params.id)
+          ? { kind: 'success', message: 'Message deleted.' }
+          : { kind: 'info', message: 'That message had already been deleted.' },
+      );
       return reply.redirect('/_inbox', 303);
     },
   );
 
   app.post('/delete-all', { preHandler: app.csrfProtection }, async (_request, reply) => {
-    inbox.deleteAll();
+    const deleted = inbox.deleteAll();
+    setFlash(
+      ctx,
+      reply,
+      deleted > 0
+        ? {
+            kind: 'success',
+            message: `All messages deleted (${deleted} ${deleted === 1 ? 'message' : 'messages'}).`,
+          }
+        : { kind: 'info', message: 'The inbox was already empty.' },
+    );
     return reply.redirect('/_inbox', 303);
   });
 };

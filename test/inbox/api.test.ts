@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { extractLinks, extractVerification } from '../../src/inbox/extract.ts';
 import type { MessageDetail, MessageSummary } from '../../src/inbox/store.ts';
 import { composeMime, type MailTransport } from '../../src/mail/transport.ts';
+import { cookieHeader, csrfOf, type Jar, postForm, remember } from '../support/forms.ts';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.ts';
 
 const PASSWORD = 'a long enough passphrase here';
@@ -438,6 +439,50 @@ describe('inbox pages', () => {
     const bad = await rt.app.inject({ method: 'GET', url: '/_inbox/messages/abc' });
     expect(bad.statusCode).toBeGreaterThanOrEqual(400);
     expect(bad.statusCode).toBeLessThan(500);
+  });
+
+  // Last in this block: it empties the inbox.
+  it('deletes one message, then all of them, from the pages, and says so each time', async () => {
+    await signUp(rt, 'pages-two@example.com');
+    await signUp(rt, 'pages-three@example.com');
+    const target = await rt.mailTo('pages-two@example.com');
+    await rt.mailTo('pages-three@example.com');
+    const jar: Jar = {};
+    const view = await rt.app.inject({ url: `/_inbox/messages/${target.id}` });
+    remember(view, jar);
+    const csrf = csrfOf(view.body);
+    const listPage = async () => {
+      const res = await rt.app.inject({ url: '/_inbox', headers: { cookie: cookieHeader(jar) } });
+      remember(res, jar);
+      return res.body;
+    };
+
+    const deleted = await postForm(
+      rt,
+      `/_inbox/messages/${target.id}/delete`,
+      { _csrf: csrf },
+      jar,
+    );
+    expect(deleted.statusCode).toBe(303);
+    expect(deleted.headers.location).toBe('/_inbox');
+    expect(rt.inbox?.get(target.id)).toBeNull();
+    expect(await listPage()).toContain('Message deleted.');
+    // The flash is shown once.
+    expect(await listPage()).not.toContain('Message deleted.');
+    await postForm(rt, `/_inbox/messages/${target.id}/delete`, { _csrf: csrf }, jar);
+    expect(await listPage()).toContain('That message had already been deleted.');
+
+    const left = rt.inbox?.list({ limit: 500 }).length ?? 0;
+    expect(left).toBeGreaterThan(1);
+    const all = await postForm(rt, '/_inbox/delete-all', { _csrf: csrf }, jar);
+    expect(all.statusCode).toBe(303);
+    expect(rt.inbox?.list({ limit: 500 })).toEqual([]);
+    expect(await listPage()).toContain(`All messages deleted (${left} messages).`);
+    await postForm(rt, '/_inbox/delete-all', { _csrf: csrf }, jar);
+    expect(await listPage()).toContain('The inbox was already empty.');
+    // With JavaScript, "Delete all" asks first.
+    const script = await rt.app.inject({ url: '/static/inbox.js' });
+    expect(script.body).toContain("window.confirm('Delete every message in the inbox?')");
   });
 });
 

@@ -1,6 +1,11 @@
 // Live updates for the inbox list: new messages appear without a reload. The list works
 // without this script; it only adds to it. Built with DOM methods, never innerHTML.
 (() => {
+  // "Delete all" asks first (without this script the button deletes at once, as it says).
+  document.querySelector('form[action="/_inbox/delete-all"]')?.addEventListener('submit', (e) => {
+    if (!window.confirm('Delete every message in the inbox?')) e.preventDefault();
+  });
+
   const list = document.querySelector('[data-live-inbox]');
   if (!list || !('EventSource' in window)) return;
   const query = list.getAttribute('data-query') || '';
