@@ -861,7 +861,12 @@ describe('SMTP over TLS with certificate verification', () => {
         expect(smtp.received).toHaveLength(0);
         // No credentials went over a connection whose server could not be verified.
         expect(smtp.auths).toHaveLength(0);
-        const logged = lines().find((l) => l.outboxId === failed.id);
+        // The worker logs just after its UPDATE commits, which the test may read first.
+        let logged = lines().find((l) => l.outboxId === failed.id);
+        for (let i = 0; i < 100 && !logged; i += 1) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          logged = lines().find((l) => l.outboxId === failed.id);
+        }
         expect(logged?.level).toBe(50);
         expect(logged?.msg).toMatch(/certificate problem/);
         expect(JSON.stringify(lines())).not.toContain(email);
