@@ -27,6 +27,7 @@ export interface InboxRouteOptions {
 
 const MAX_WAIT_MS = 60_000;
 const idParam = z.object({ id: z.coerce.number().int().positive() });
+const faultAction = z.union([z.literal(421), z.literal(451), z.literal(550), z.literal('drop')]);
 
 // The message's own HTML is shown in a sandboxed frame: no scripts, no same-origin access. Its
 // links open in a new tab (below), as a click in a mail client does: followed inside the frame,
@@ -186,10 +187,18 @@ export const inboxRoutes: FastifyPluginAsyncZod<InboxRouteOptions> = async (
     {
       schema: {
         body: z.object({
-          action: z.union([z.literal(421), z.literal(451), z.literal(550), z.literal('drop')]),
+          action: faultAction,
           count: z.number().int().min(1).max(1000).default(1),
           to: z.string().min(1).max(320).optional(),
         }),
+        response: {
+          201: z.object({
+            id: z.number(),
+            action: faultAction,
+            remaining: z.number(),
+            to: z.string().nullable(),
+          }),
+        },
       },
     },
     async (request, reply) => reply.code(201).send(faults.add(request.body)),

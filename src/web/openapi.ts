@@ -32,10 +32,7 @@ const RETRY_AFTER = {
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
-/** A created resource's status, where a route answers 201 without a schema of its own. */
-const CREATED: Record<string, string> = { 'post /_inbox/api/faults': 'The fault, queued.' };
-
-/** Answers of single routes that declare no response schemas. */
+/** Answers of single routes that cannot declare them: the live-updates stream is not JSON. */
 const OWN: Record<string, [string, string]> = {
   'get /_inbox/api/events': ['403', 'origin_refused: live updates are for this site only'],
 };
@@ -47,14 +44,8 @@ export function documentSharedAnswers<T>(document: T, options: { inboxAuth: bool
     for (const method of METHODS) {
       const operation = item[method];
       if (!operation) continue;
-      const responses: Responses = operation.responses ?? {};
-      operation.responses = responses;
-      const created = CREATED[`${method} ${path}`];
-      if (created && !('201' in responses)) {
-        const { 200: _default, ...rest } = responses;
-        operation.responses = { 201: { description: created }, ...rest };
-      }
-      const answers = operation.responses as Responses;
+      const answers: Responses = operation.responses ?? {};
+      operation.responses = answers;
       const addTo = (status: string, description: string) => {
         if (!(status in answers)) answers[status] = errorResponse(description);
       };
