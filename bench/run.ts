@@ -5,8 +5,8 @@
 //   npm run bench -- --rounds 5      # more bare/confirm pairs (default 3; the best of each counts;
 //                                    # the contact phase runs one pair fewer of each of its two)
 //   npm run bench -- --profile       # also write a CPU profile of the server to bench/out/profile
-//   npm run bench -- --only confirm  # one phase (confirm, signup, inbox, contact, drain or
-//                                    # multi); repeatable
+//   npm run bench -- --only confirm  # one phase (confirm, signup, inbox, contact, drain, multi
+//                                    # or flask); repeatable
 //   npm run bench -- --keep          # keep the temporary data directory
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -34,6 +34,7 @@ import {
   type FixtureBatch,
   type SubmittedCounts,
 } from './fixture.ts';
+import { flaskPhase } from './flask.ts';
 import {
   assertWrk,
   type Child,
@@ -82,7 +83,7 @@ const TARGETS = {
   inboxP50Ms: 20,
 };
 
-const PHASES = ['confirm', 'signup', 'inbox', 'contact', 'drain', 'multi'] as const;
+const PHASES = ['confirm', 'signup', 'inbox', 'contact', 'drain', 'multi', 'flask'] as const;
 /** The phases that use the one `mailproof start` server; drain and multi start their own. */
 const SERVER_PHASES: readonly Phase[] = ['confirm', 'signup', 'inbox', 'contact'];
 type Phase = (typeof PHASES)[number];
@@ -172,6 +173,20 @@ async function main(): Promise<number> {
     await stopChildren();
   }
   if (SERVER_PHASES.some((p) => phases.has(p))) await serverPhases(runId, cores, rows, results);
+  if (phases.has('flask')) {
+    // After the confirm phase, whose best pass it is set beside; its servers are its own.
+    const confirm = results.confirm as { best: WrkRun } | undefined;
+    try {
+      const flask = await flaskPhase(
+        phaseContext,
+        confirm ? { rps: confirm.best.rps, p99Us: confirm.best.result.latency_us.p99 } : null,
+      );
+      rows.push(...flask.rows);
+      results.flask = flask.data;
+    } finally {
+      await stopChildren();
+    }
+  }
   return report(started, codeAtStart, cores, runId, rows, results);
 }
 

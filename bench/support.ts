@@ -1,6 +1,6 @@
 // Helpers for bench/run.ts: child processes, free ports, wrk, and percentiles.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -145,6 +145,8 @@ export async function runWrk(options: {
   timeoutSeconds?: number;
   /** The server's pid, to measure its CPU time over the pass. */
   serverPid?: number;
+  /** Count the server's child processes (gunicorn's workers) as its other threads. */
+  serverChildren?: boolean;
 }): Promise<WrkRun> {
   const args = [
     `-t${options.threads}`,
@@ -159,7 +161,7 @@ export async function runWrk(options: {
     ...options.scriptArgs,
   ];
   const command = `wrk ${args.join(' ')}`;
-  const cpuBefore = cpuSample(options.serverPid);
+  const cpuBefore = cpuSample(options.serverPid, options.serverChildren);
   const child = spawn(WRK, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -178,7 +180,7 @@ export async function runWrk(options: {
       resolve(exitCode);
     });
   });
-  const cpuAfter = cpuSample(options.serverPid);
+  const cpuAfter = cpuSample(options.serverPid, options.serverChildren);
   const line = stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (code !== 0 || !line) {
     throw new Error(`${command} failed (exit ${code}):\n${stdout}\n${stderr}`);
@@ -257,20 +259,29 @@ export interface CpuSample {
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
-/** Reads /proc (Linux only); null elsewhere or once the process has gone. */
-export function cpuSample(pid: number | undefined): CpuSample | null {
+/**
+ * Reads /proc (Linux only); null elsewhere or once the process has gone. With `children`, the
+ * threads of the process's direct children count as its other threads (a pre-fork server's
+ * workers, which must then live through the pass: a worker replaced meanwhile is not counted).
+ */
+export function cpuSample(pid: number | undefined, children = false): CpuSample | null {
   if (pid === undefined || !existsSync(`/proc/${pid}/task`)) return null;
   try {
-    let main = 0;
-    let other = 0;
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const processes = [pid];
+    if (children) {
+      const list = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+      if (list) processes.push(...list.split(/\s+/).map(Number));
+    }
+    // A process's own stat counts the threads that have already exited too (a thread-per-request
+    // server's), which its task/ folder no longer lists; the main thread is read from task/.
+    const ticks = (file: string) => {
+      const stat = readFileSync(file, 'utf8');
       // Fields after the command name, which is in parentheses and may hold spaces.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
-      if (Number(tid) === pid) main += ticks;
-      else other += ticks;
-    }
+      return Number(fields[11]) + Number(fields[12]); // utime + stime
+    };
+    const main = ticks(`/proc/${pid}/task/${pid}/stat`);
+    const other = processes.reduce((sum, p) => sum + ticks(`/proc/${p}/stat`), 0) - main;
     const cpu = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
       .split(/\s+/)
       .slice(1)

@@ -1,6 +1,8 @@
 -- POST {"token": ...} to the URL's path, every single-use token sent at most once: /api/verify
 -- (sign-up tokens) or /api/contact/confirm (contact tokens); the body is the same shape.
---   wrk ... -s bench/lua/confirm.lua URL -- TOKEN_FILE THREADS [once|wrap]
+--   wrk ... -s bench/lua/confirm.lua URL -- TOKEN_FILE THREADS [once|wrap] [GET_PREFIX [COOKIE]]
+-- With GET_PREFIX it sends GET GET_PREFIX..token instead, with COOKIE as its Cookie header if given:
+-- the classic Flask tutorial's confirm link (GET /confirm/<token>, behind a login).
 -- Each wrk thread takes a disjoint slice of the file (line k goes to thread k % THREADS).
 -- "once": when a thread's slice runs out it sends a token that was never issued (same length),
 -- which the server refuses with 400, so running short shows up as errors, never as repeats.
@@ -16,6 +18,7 @@ local size = 0
 local wrap = false
 local headers = { ["Content-Type"] = "application/json" }
 local unknown = string.rep("A", 43)
+local get_prefix = nil
 
 function setup(thread)
   thread:set("tid", #threads)
@@ -26,6 +29,10 @@ function init(args)
   local file = args[1]
   local nthreads = tonumber(args[2])
   wrap = args[3] == "wrap"
+  get_prefix = args[4]
+  if args[5] ~= nil then
+    headers = { ["Cookie"] = args[5] }
+  end
   if file == nil or nthreads == nil then
     error("usage: -- TOKEN_FILE THREADS [once|wrap]")
   end
@@ -52,6 +59,9 @@ function request()
   else
     exhausted = exhausted + 1
     token = unknown
+  end
+  if get_prefix ~= nil then
+    return wrk.format("GET", get_prefix .. token, headers)
   end
   -- A nil path is the URL's path (wrk.path).
   return wrk.format("POST", nil, headers, '{"token":"' .. token .. '"}')
