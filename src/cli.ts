@@ -397,12 +397,13 @@ async function outboxList(config: Config, args: string[]): Promise<number> {
 }
 
 /**
- * Message ids are base64url, so one in 64 starts with "-" and would read as an option. `retry`
- * has no short options: anything with a single leading "-" is an id, passed after "--".
+ * Message ids are 22 characters of base64url (newId), so one in 64 starts with "-" and one in
+ * 4,096 with "--", and would read as an option. An argument of exactly that shape is an id,
+ * passed after "--"; `retry`'s one option, `--all-dead`, is not of that shape.
  */
 function idsAsPositionals(args: string[]): string[] {
   if (args.includes('--')) return args;
-  const isId = (arg: string) => /^-[^-]/.test(arg);
+  const isId = (arg: string) => /^-[A-Za-z0-9_-]{21}$/.test(arg);
   const ids = args.filter(isId);
   return ids.length ? [...args.filter((arg) => !isId(arg)), '--', ...ids] : args;
 }

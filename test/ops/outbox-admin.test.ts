@@ -437,23 +437,39 @@ describe('mailproof outbox list | retry | purge', () => {
     expect(status.stdout).toMatch(/^pending 1\nsent {4}0\ndead {4}0\noldest pending: \d+[smhd]\n/);
   }, 120_000);
 
-  it('retries a message whose id starts with "-" (one id in 64), not reading it as an option', async () => {
-    await signUp(rt, 'cli-bounce-dash@example.com');
-    await drain(rt);
-    const dead = await rowFor(rt, 'cli-bounce-dash@example.com');
-    expect(dead.status).toBe('dead');
-    const dashed = `-${dead.id.slice(1)}`;
-    await rt.db.kysely
-      .updateTable('outbox')
-      .set({ id: dashed })
-      .where('id', '=', dead.id)
-      .execute();
+  it('retries a message whose id starts with "-" or "--" (one id in 64, one in 4,096), not reading it as an option', async () => {
+    // Both shapes, chosen here rather than left to the random id: "-" then a letter, and "--".
+    for (const [address, prefix] of [
+      ['cli-bounce-dash@example.com', '-A'],
+      ['cli-bounce-dashes@example.com', '--'],
+    ] as const) {
+      await signUp(rt, address);
+      await drain(rt);
+      const dead = await rowFor(rt, address);
+      expect(dead.status).toBe('dead');
+      const dashed = `${prefix}${dead.id.slice(2)}`;
+      await rt.db.kysely
+        .updateTable('outbox')
+        .set({ id: dashed })
+        .where('id', '=', dead.id)
+        .execute();
 
-    const retried = cli('retry', dashed);
-    expect({ status: retried.status, stderr: retried.stderr }).toEqual({ status: 0, stderr: '' });
-    expect(retried.stdout).toContain('Re-queued 1 dead letter');
-    expect((await rowFor(rt, 'cli-bounce-dash@example.com')).status).toBe('pending');
+      const retried = cli('retry', dashed);
+      expect({ dashed, status: retried.status, stderr: retried.stderr }).toEqual({
+        dashed,
+        status: 0,
+        stderr: '',
+      });
+      expect(retried.stdout).toContain('Re-queued 1 dead letter');
+      expect((await rowFor(rt, address)).status).toBe('pending');
+    }
   }, 60_000);
+
+  it('still refuses an unknown option to retry with usage and exit code 2', () => {
+    const result = cli('retry', '--frobnicate');
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('Usage: mailproof <command>');
+  }, 30_000);
 
   it('refuses bad arguments with usage and exit code 2', () => {
     const cases = [['list', '--status', 'lost'], ['retry'], ['purge', '--frobnicate']];
