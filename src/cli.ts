@@ -294,7 +294,9 @@ async function usersLogout(config: Config, args: string[]): Promise<number> {
 /** Prints no address: the operator typed it, and terminals and CI logs keep what they show. */
 async function twoStepOff(config: Config, args: string[]): Promise<number> {
   const [email] = args;
-  if (!email || args.length > 1 || email.startsWith('-')) {
+  // An address may start with "-" (-jo@example.com is valid); an option-like word without "@" is
+  // a mistake, such as --help.
+  if (!email || args.length > 1 || (email.startsWith('-') && !email.includes('@'))) {
     console.error('mailproof: two-step off needs one address');
     return 2;
   }

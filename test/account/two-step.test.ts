@@ -1158,4 +1158,15 @@ describe.runIf(testDb === 'sqlite')('mailproof two-step off', () => {
     expect(bad.status).toBe(2);
     expect(run.stdout + run.stderr + again.stdout + again.stderr).not.toContain('@');
   });
+
+  it('takes an address that starts with "-", and still refuses an option-like word', async () => {
+    const { email, userId } = await twoStepAccount('-dash');
+    expect(email.startsWith('-')).toBe(true);
+    const run = cli(['off', email]);
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+    expect((await rowsOf(userId)).totp).toBe(0);
+    const option = cli(['off', '--help']);
+    expect(option.status).toBe(2);
+    expect(option.stderr).toContain('two-step off needs one address');
+  });
 });
