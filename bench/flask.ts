@@ -17,10 +17,11 @@ import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import type { PhaseContext, PhaseRow } from './drain.ts';
 import {
-  type CpuUse,
+  fmtMs,
   freePort,
   portAcceptsConnections,
   runWrk,
+  showCpu,
   startChild,
   type WrkRun,
   waitUntil,
@@ -190,7 +191,7 @@ export async function flaskPhase(
 
   const rows: PhaseRow[] = runs.map((r) => ({
     figure: `classic Flask tutorial app: confirm (GET /confirm/<token>), ${r.server}, ${CONNECTIONS} connections`,
-    value: `${r.rps.toFixed(0)} req/s; p50 ${fmt(r.result.latency_us.p50)}, p99 ${fmt(r.result.latency_us.p99)}; ${showCpu(r.cpu)}`,
+    value: `${r.rps.toFixed(0)} req/s; p50 ${fmtMs(r.result.latency_us.p50 / 1000)}, p99 ${fmtMs(r.result.latency_us.p99 / 1000)}; ${showCpu(r.cpu)}`,
     ceiling: '',
     ratio: '',
     target: '',
@@ -200,9 +201,9 @@ export async function flaskPhase(
   rows.push({
     figure: 'confirm, Mailproof against the classic Flask tutorial app (its faster server)',
     value: mailproof
-      ? `${mailproof.rps.toFixed(0)} req/s, p99 ${fmt(mailproof.p99Us)}`
+      ? `${mailproof.rps.toFixed(0)} req/s, p99 ${fmtMs(mailproof.p99Us / 1000)}`
       : '— (the confirm phase did not run)',
-    ceiling: `${fastest.rps.toFixed(0)} req/s, p99 ${fmt(fastest.result.latency_us.p99)} (Flask, ${fastest.server.split(',')[0]})`,
+    ceiling: `${fastest.rps.toFixed(0)} req/s, p99 ${fmtMs(fastest.result.latency_us.p99 / 1000)} (Flask, ${fastest.server.split(',')[0]})`,
     ratio: mailproof ? `${(mailproof.rps / fastest.rps).toFixed(0)}×` : '',
     target: '',
     pass: null,
@@ -218,14 +219,4 @@ export async function flaskPhase(
     pass: errors === 0,
   });
   return { rows, data: { runs, mailproof } };
-}
-
-function fmt(us: number): string {
-  const ms = us / 1000;
-  return `${ms < 10 ? ms.toFixed(2) : ms.toFixed(1)} ms`;
-}
-
-function showCpu(cpu: CpuUse | null): string {
-  if (!cpu) return 'CPU not measured';
-  return `${fmt(cpu.serverMsPerRequest * 1000)} CPU/req; server ${cpu.serverCores.toFixed(2)} of ${cpu.machineCores.toFixed(2)} busy cores`;
 }

@@ -41,6 +41,7 @@ import {
   type CpuUse,
   cpuSample,
   cpuUse,
+  fmtMs,
   freePort,
   keepInFlight,
   lastLevelCache,
@@ -48,6 +49,7 @@ import {
   percentile,
   portAcceptsConnections,
   runWrk,
+  showCpu,
   startChild,
   type WrkRun,
   waitUntil,
@@ -1138,18 +1140,8 @@ function cpuRow(figure: string, cpu: CpuUse | null, ceiling?: CpuUse | null): Ro
 }
 
 /** Server CPU per request (its main thread in brackets), and how busy the server and machine were. */
-function showCpu(cpu: CpuUse | null | undefined): string {
-  if (!cpu) return 'n/a';
-  const t = (x: number) => (x < 1 ? `${Math.round(x * 1000)} µs` : `${x.toFixed(2)} ms`);
-  return `${t(cpu.serverMsPerRequest)}/req (main thread ${t(cpu.mainMsPerRequest)}); server ${cpu.serverCores.toFixed(2)} of ${cpu.machineCores.toFixed(2)} busy cores`;
-}
-
 function pct(x: number): string {
   return `${(x * 100).toFixed(0)}%`;
-}
-
-function fmtMs(x: number): string {
-  return `${x < 10 ? x.toFixed(2) : x.toFixed(1)} ms`;
 }
 
 function markdownTable(rows: Row[]): string {

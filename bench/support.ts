@@ -326,3 +326,15 @@ export function cpuUse(
     machineCores: (after.machineBusySeconds - before.machineBusySeconds) / seconds,
   };
 }
+
+/** Milliseconds as the bench's tables show them: two decimals under 10 ms, one above. */
+export function fmtMs(x: number): string {
+  return `${x < 10 ? x.toFixed(2) : x.toFixed(1)} ms`;
+}
+
+/** A server's CPU over a pass: per request (all threads, and the main one) and cores busy. */
+export function showCpu(cpu: CpuUse | null | undefined): string {
+  if (!cpu) return 'n/a';
+  const t = (x: number) => (x < 1 ? `${Math.round(x * 1000)} µs` : `${x.toFixed(2)} ms`);
+  return `${t(cpu.serverMsPerRequest)}/req (main thread ${t(cpu.mainMsPerRequest)}); server ${cpu.serverCores.toFixed(2)} of ${cpu.machineCores.toFixed(2)} busy cores`;
+}
